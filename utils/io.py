@@ -1,0 +1,103 @@
+"""Atomic file writers.
+
+Every output is written to a temporary file in the destination folder and then renamed over
+the target, so a crash or a bad input never leaves a half-written file or destroys an
+earlier good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination. Parent folders are created.
+
+    Yields
+    ------
+    pathlib.Path
+        Temporary file to write to. It is removed if the body raises.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        # mkstemp creates 0600 files; give outputs the usual umask-derived mode instead.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _write_with(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` (without its index) as CSV using Arrow's multi-threaded writer.
+
+    Timestamps are written in ISO-8601 with a ``Z`` suffix; floats keep full precision.
+    """
+    table = _to_arrow(df)
+    return _write_with(path, lambda tmp: pacsv.write_csv(table, tmp))
+
+
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` (without its index) as a zstd-compressed parquet file."""
+    table = _to_arrow(df)
+    return _write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def write_pickle(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Pickle ``obj`` with the highest protocol."""
+
+    def _dump(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    return _write_with(path, _dump)
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write a UTF-8 text file."""
+    return _write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON."""
+    return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def read_csv_fast(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV with Arrow's multi-threaded reader into pandas."""
+    return pacsv.read_csv(path).to_pandas()
