@@ -149,7 +149,9 @@ def stoch(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int = 5, 
     hh, ll = rolling_max(high, fastk), rolling_min(low, fastk)
     k = 100.0 * _div(close - ll, hh - ll)
     sk = sma(k, slowk)
-    return sk, sma(sk, slowd)
+    sd = sma(sk, slowd)
+    # TA-Lib gives both outputs one lookback, so slow %K starts where slow %D does.
+    return np.where(np.isnan(sd), np.nan, sk), sd
 
 
 def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int = 14) -> np.ndarray:

@@ -146,14 +146,14 @@ def _parse_time(frame: pd.DataFrame, col: str, source: str, first_line: int) -> 
     raw = frame[col]
     as_num = pd.to_numeric(raw, errors="coerce")
     if as_num.notna().all() and len(raw):
-        return pd.DatetimeIndex(_epoch_to_datetime(as_num))
+        return pd.DatetimeIndex(_epoch_to_datetime(as_num)).as_unit("ns")
     parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
     if parsed.isna().any():
         pos = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(f"{source}: line {first_line + pos}, column '{col}': cannot parse "
                         f"timestamp {raw.iloc[pos]!r}. Use ISO dates (2024-01-31 or 2024-01-31T13:00:00Z) "
                         f"or epoch seconds/ms/us.")
-    return pd.DatetimeIndex(parsed)
+    return pd.DatetimeIndex(parsed).as_unit("ns")
 
 
 def _check_ohlc(bars: pd.DataFrame, source: str, first_line: int) -> None:

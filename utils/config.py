@@ -60,6 +60,8 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:  # noqa: C901 -
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if value is None and origin not in (typing.Union, types.UnionType):
+        raise _fail(source, key, value, "a value is required (null is not allowed)")
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
         if value is None:

@@ -1,0 +1,128 @@
+"""Smoke and end-to-end tests of ``src/build_full_merged.py``."""
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from src.build_full_merged import main
+from src.indicating import feature_columns
+from tests.conftest import make_bars
+
+
+def _config(tmp_path, **extra):
+    cfg = {
+        "raw_dir": str(tmp_path / "raw"),
+        "targeted_dir": str(tmp_path / "targeted"),
+        "merged_csv": str(tmp_path / "merged" / "full_merged.csv"),
+        "merged_pkl": str(tmp_path / "pkl" / "full_merged.pkl"),
+        "synthetic": {"symbols": 2, "days": 45, "seed": 5},
+        **extra,
+    }
+    path = tmp_path / "build.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _merged(tmp_path):
+    return pd.read_parquet(tmp_path / "merged" / "full_merged.parquet")
+
+
+def test_smoke_generates_synthetic_market_and_builds_panel(tmp_path, caplog):
+    with caplog.at_level(logging.INFO):
+        assert main(["--config", str(_config(tmp_path))]) == 0
+    assert "generating the embedded synthetic market" in caplog.text
+    merged = _merged(tmp_path)
+    assert list(merged.columns[:5]) == ["symbol", "period", "timestamp", "time_idx", "gap_before"]
+    assert set(merged["period"]) == {"1h", "4h", "1d"} and merged["symbol"].nunique() == 2
+    assert len(feature_columns(merged)) >= 150
+    assert {"target_binarytrend", "target_logreturn_h24", "target_drawdown_h4"} <= set(merged.columns)
+    pkl = pd.read_pickle(tmp_path / "pkl" / "full_merged.pkl")
+    pd.testing.assert_frame_equal(pkl, merged)
+    csv = pd.read_csv(tmp_path / "merged" / "full_merged.csv", usecols=["symbol", "time_idx", "close"])
+    np.testing.assert_allclose(csv["close"], merged["close"])
+    assert sorted(p.name for p in (tmp_path / "targeted" / "4h").iterdir()) == ["BTCUSDT_4h.csv", "ETHUSDT_4h.csv"]
+    one_h = merged[merged.period == "1h"]
+    jumps = one_h.groupby("symbol")["time_idx"].diff()
+    assert one_h["gap_before"].sum() == jumps.gt(1).sum()
+    truth = json.loads((tmp_path / "raw" / "ground_truth.json").read_text())
+    assert (jumps - 1).sum() == sum(truth["missing_bars"].values())  # every dropped bar stays visible
+
+
+def test_build_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    assert main(["--config", str(_config(a)), "--periods", "4h"]) == 0
+    assert main(["--config", str(_config(b)), "--periods", "4h"]) == 0
+    pd.testing.assert_frame_equal(_merged(a), _merged(b))
+
+
+def _write_stock_csvs(folder, freq, n, holiday=None):
+    folder.mkdir(parents=True)
+    for i, name in enumerate(["AAPL", "MSFT", "SPY"]):
+        bars = make_bars(n, seed=i, freq=freq, weekdays_only=True)
+        if holiday is not None:
+            bars = bars[bars["timestamp"].dt.normalize() != holiday]
+        frame = bars[["timestamp", "open", "high", "low", "close", "volume"]]
+        frame = frame.rename(columns=str.capitalize).rename(columns={"Timestamp": "Date"})
+        frame.to_csv(folder / f"{name}.csv", index=False)
+
+
+def test_daily_stock_csvs_weekends_and_holidays_are_not_gaps(tmp_path, caplog):
+    holiday = pd.Timestamp("2024-01-15", tz="UTC")  # a Monday closed for every symbol
+    _write_stock_csvs(tmp_path / "raw", "1D", 200, holiday)
+    with caplog.at_level(logging.INFO):
+        assert main(["--config", str(_config(tmp_path)), "--horizons", "1,5"]) == 0
+    assert "market calendar: session (detected)" in caplog.text
+    assert "cannot build 1h bars from 1 days" in caplog.text  # 1h/4h cannot come from daily data
+    merged = _merged(tmp_path)
+    assert set(merged["period"]) == {"1d"} and sorted(merged["symbol"].unique()) == ["AAPL", "MSFT", "SPY"]
+    assert not merged["gap_before"].any()
+    assert (merged.groupby("symbol")["time_idx"].diff().dropna() == 1).all()
+    friday = merged[(merged.symbol == "AAPL") & (merged.timestamp == pd.Timestamp("2024-01-12", tz="UTC"))]
+    assert friday["target_logreturn"].notna().all()  # Friday -> (holiday Monday) -> Tuesday is one bar
+
+
+def test_hourly_fx_csvs_resample_without_weekend_gaps(tmp_path):
+    _write_stock_csvs(tmp_path / "raw", "1h", 24 * 30)
+    assert main(["--config", str(_config(tmp_path)), "--periods", "1h,4h,1d"]) == 0
+    merged = _merged(tmp_path)
+    assert set(merged["period"]) == {"1h", "4h", "1d"}
+    assert not merged["gap_before"].any()
+    monday = merged[(merged.period == "1h") & (merged.timestamp == pd.Timestamp("2024-01-08 00:00", tz="UTC"))]
+    friday_last = merged[(merged.period == "1h") & (merged.timestamp == pd.Timestamp("2024-01-05 23:00", tz="UTC"))]
+    assert (monday["time_idx"].to_numpy() - friday_last["time_idx"].to_numpy() == 1).all()
+
+
+def test_bad_data_fails_clearly_and_keeps_previous_outputs(tmp_path, caplog):
+    cfg = _config(tmp_path)
+    assert main(["--config", str(cfg), "--periods", "1d"]) == 0
+    merged_csv = tmp_path / "merged" / "full_merged.csv"
+    before = merged_csv.read_bytes()
+    bad = make_bars(10)[["timestamp", "open", "high", "low", "close", "volume"]]
+    bad.loc[3, "high"] = 0.5 * bad.loc[3, "low"]
+    bad.to_csv(tmp_path / "raw" / "BROKEN.csv", index=False)
+    assert main(["--config", str(cfg), "--periods", "1d"]) == 2
+    assert "BROKEN.csv: line 5, column 'high'" in caplog.text
+    assert merged_csv.read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["--periods", "1h,7x"], r"unknown period\(s\) \['7x'\]"),
+    (["--symbols", "NOPE"], r"symbol\(s\) \['NOPE'\] not found"),
+    (["--horizons", "1,a"], r"--horizons '1,a': give integers"),
+])
+def test_bad_arguments_exit_2_with_message(tmp_path, caplog, args, pattern):
+    assert main(["--config", str(_config(tmp_path)), *args]) == 2
+    assert caplog.records and pytest.importorskip("re").search(pattern, caplog.text)
+
+
+def test_unknown_config_key(tmp_path, caplog):
+    path = tmp_path / "c.yaml"
+    path.write_text("periodz: [1h]\n")
+    assert main(["--config", str(path)]) == 2
+    assert "unknown key 'periodz'" in caplog.text
