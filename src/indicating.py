@@ -174,11 +174,11 @@ def _tails(c: np.ndarray) -> dict[str, np.ndarray]:
 
 def _pivots(ts: pd.Series, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
     """Classic floor pivots from the previous available UTC day's high, low and close."""
-    day = ts.dt.floor("D").to_numpy()
+    day = pd.DatetimeIndex(ts.dt.floor("D")).asi8  # integer day keys: no per-row Timestamp objects
     daily = pd.DataFrame({"h": h, "l": lo, "c": c, "day": day}).groupby("day", sort=True).agg(
         h=("h", "max"), l=("l", "min"), c=("c", "last"))
     prev = daily.shift(1)
-    pos = daily.index.get_indexer(day)
+    pos = np.searchsorted(daily.index.to_numpy(), day)
     ph, pl, pc = (prev[k].to_numpy()[pos] for k in ("h", "l", "c"))
     p = (ph + pl + pc) / 3.0
     levels = {"p": p, "r1": 2 * p - pl, "s1": 2 * p - ph, "r2": p + (ph - pl), "s2": p - (ph - pl)}
@@ -257,8 +257,12 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
         norm = _normalized(cols)
         del cols["close"]
         cols.update(norm)
-    frame = pd.DataFrame(cols, index=bars.index)
-    return frame.replace([np.inf, -np.inf], np.nan)
+    # One 2-D block: avoids pandas consolidating ~190 separate arrays, and cleans inf in place.
+    block = np.empty((len(bars), len(cols)), dtype=np.float64, order="F")  # contiguous columns
+    for j, values in enumerate(cols.values()):
+        block[:, j] = values
+    block[np.isinf(block)] = np.nan
+    return pd.DataFrame(block, index=bars.index, columns=list(cols))
 
 
 def indicating_main(tf: str, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import lfilter
 
 
 def _s(x: np.ndarray) -> pd.Series:
@@ -70,9 +71,16 @@ def seeded_ewm(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
     if valid.size < n:
         return out
     start = valid[0] + n - 1
-    tail = x[start:].astype(np.float64, copy=True)
-    tail[0] = x[valid[0] : start + 1].mean()
-    out[start:] = _s(tail).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    seed = x[valid[0] : start + 1].mean()
+    tail = x[start + 1 :]
+    out[start] = seed
+    if np.isnan(tail).any():
+        # pandas carries the last value over interior NaNs instead of poisoning the rest.
+        full = np.concatenate([[seed], tail])
+        out[start:] = _s(full).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    elif tail.size:
+        # y_t = (1 - alpha) y_{t-1} + alpha x_t as a first-order IIR filter (compiled loop).
+        out[start + 1 :] = lfilter([alpha], [1.0, alpha - 1.0], tail, zi=[(1.0 - alpha) * seed])[0]
     return out
 
 
