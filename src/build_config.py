@@ -38,7 +38,7 @@ class BuildConfig:
     merged_pkl: str = "data/pkl_merged/full_merged.pkl"
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
 
-    def validate(self) -> None:
+    def check(self) -> None:
         """Cross-field checks (called by the loader)."""
         bad = [p for p in self.periods if p not in PERIODS]
         if bad:

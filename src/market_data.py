@@ -156,11 +156,12 @@ def _parse_time(frame: pd.DataFrame, col: str, source: str, first_line: int) -> 
     return pd.DatetimeIndex(parsed).as_unit("ns")
 
 
-def _check_ohlc(bars: pd.DataFrame, source: str, first_line: int) -> None:
-    """Value checks on numeric OHLCV: positive prices, high >= low, non-negative volume."""
+def _check_ohlc(bars: pd.DataFrame, source: str, first_line: int, positive_prices: bool = True) -> None:
+    """Value checks on numeric OHLCV: positive prices (unless an index such as the premium), high >= low,
+    non-negative volume."""
     checks = [
         *[(c, bars[c].to_numpy() <= 0, "non-positive price", "prices must be > 0")
-          for c in ("open", "high", "low", "close")],
+          for c in ("open", "high", "low", "close") if positive_prices],
         ("high", bars["high"].to_numpy() < bars["low"].to_numpy(), "high below low",
          "correct the high/low values"),
         ("volume", bars["volume"].to_numpy() < 0, "negative volume", "volumes must be >= 0"),
@@ -183,7 +184,7 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], source: str, hint: str
 # --------------------------------------------------------------------------- klines
 
 
-def _kline_frame(frame: pd.DataFrame, source: str, first_line: int) -> pd.DataFrame:
+def _kline_frame(frame: pd.DataFrame, source: str, first_line: int, positive_prices: bool = True) -> pd.DataFrame:
     if frame.columns.dtype.kind in "iu" or all(isinstance(c, int) for c in frame.columns):
         if frame.shape[1] < 6:
             raise DataError(f"{source}: a kline row needs at least 6 fields (open_time..volume), "
@@ -195,14 +196,18 @@ def _kline_frame(frame: pd.DataFrame, source: str, first_line: int) -> pd.DataFr
     out = pd.DataFrame({"timestamp": _parse_time(frame, "open_time", source, first_line)})
     for col in OHLCV + [c for c in EXTRA_BAR_COLUMNS if c in frame.columns]:
         out[col] = _numeric(frame, col, source, first_line).to_numpy()
-    _check_ohlc(out, source, first_line)
+    _check_ohlc(out, source, first_line, positive_prices)
     return out
 
 
-def load_klines(files: Iterable[str | Path], symbol: str, header: bool | None = None) -> pd.DataFrame:
-    """Load and validate Binance kline files for one symbol (any mix of csv/zip, ms/us)."""
+def load_klines(files: Iterable[str | Path], symbol: str, header: bool | None = None,
+                positive_prices: bool = True) -> pd.DataFrame:
+    """Load and validate Binance kline files for one symbol (any mix of csv/zip, ms/us).
+
+    ``positive_prices=False`` is for index klines that can be negative (premium index).
+    """
     parts = [
-        _kline_frame(frame, source, line)
+        _kline_frame(frame, source, line, positive_prices)
         for path in sorted(map(Path, files))
         for frame, source, line in read_raw_table(path, header)
     ]

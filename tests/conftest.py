@@ -70,3 +70,18 @@ def small_raw_dir(tmp_path_factory, small_market) -> Path:
     out = tmp_path_factory.mktemp("raw")
     write_market(small_market, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_panel(tmp_path_factory, small_market):
+    """Raw folder plus merged 1h/4h/1d panel of the small market: ``{'raw_dir', 'base_csv'}`` (read-only)."""
+    from src.build_config import BuildConfig
+    from src.build_full_merged import build
+
+    root = tmp_path_factory.mktemp("panel")
+    write_market(small_market, root / "raw")
+    cfg = BuildConfig(raw_dir=str(root / "raw"), targeted_dir=str(root / "targeted"),
+                      merged_csv=str(root / "merged" / "full_merged.csv"),
+                      merged_pkl=str(root / "pkl" / "full_merged.pkl"))
+    build(cfg)
+    return {"raw_dir": root / "raw", "base_csv": root / "merged" / "full_merged.csv"}

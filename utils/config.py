@@ -6,7 +6,8 @@ Each YAML file maps onto one dataclass. :func:`load_config` reads the file and
 * every key is a field of the dataclass (unknown keys are typos, never ignored),
 * every value has the annotated type (``int``, ``float``, ``str``, ``bool``, ``Literal``,
   ``X | None``, ``list[X]``, ``dict[str, X]`` and nested dataclasses), and
-* numbers lie within the bounds declared in the field metadata (``ge``, ``gt``, ``le``, ``lt``).
+* numbers lie within the bounds declared in the field metadata (``ge``, ``gt``, ``le``, ``lt``),
+* the dataclass's own ``check()`` method, if any, passes (cross-field rules).
 
 Every failure raises :class:`~utils.errors.ConfigError` naming the file, the dotted key and
 the offending value.
@@ -176,10 +177,10 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "<config>"
         _check_bounds(field, value, source, key)
         kwargs[name] = value
     obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
+    check = getattr(obj, "check", None)
+    if callable(check):
         try:
-            validate()
+            check()
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
     return obj

@@ -101,3 +101,33 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
 def read_csv_fast(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV with Arrow's multi-threaded reader into pandas."""
     return pacsv.read_csv(path).to_pandas()
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty staging folder that replaces ``path`` as a whole on success.
+
+    On failure the staging folder is removed and an existing ``path`` is left untouched. The
+    swap is two renames (old out of the way, new in), then the old folder is deleted.
+    """
+    import shutil
+
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700 folders
+    try:
+        yield staging
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.rmdir(old)
+            os.replace(dest, old)
+        os.replace(staging, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -105,12 +105,12 @@ def test_parse_override():
         parse_override("oops")
 
 
-def test_validate_hook_errors_carry_the_source():
+def test_check_hook_errors_carry_the_source():
     @dataclass
     class WithHook:
         a: int = 1
 
-        def validate(self):
+        def check(self):
             if self.a > 1:
                 raise ConfigError("key 'a' too big")
 
