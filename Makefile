@@ -18,6 +18,7 @@ install: $(STAMP)
 # Runs the chain as far as it exists on the embedded synthetic market (or data/raw if present).
 demo: install
 	$(PY) src/build_full_merged.py --periods $(PERIODS)
+	$(PY) -m src.fuse_fundamentals --config pipelines/configs/fuse_fundamentals.yaml
 
 lint: install
 	$(PY) -m ruff check .
@@ -27,6 +28,7 @@ test: lint
 
 bench: install
 	$(PY) bench/bench_indicators.py
+	$(PY) bench/bench_fusion.py
 
 clean-data:
 	rm -rf data/raw data/merged data/pkl_merged data/crypto_targeted_and_indicated
