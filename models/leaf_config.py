@@ -1,0 +1,277 @@
+"""Typed configs of one expert leaf: ``configs/experts/<Expert>/<period>/<modality>/``.
+
+Three files, three dataclasses, one loader (:func:`load_leaf`):
+
+* ``model_config.yaml`` -> :class:`ModelConfig` (data, features, window, split, model, optimizer,
+  training, trainer, seed, meta),
+* ``targets.yaml`` -> :class:`TargetsConfig` (each target's kind and horizon),
+* ``weights_config.yaml`` -> :class:`WeightsConfig` (loss weights; warm-start source and transfers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from src.market_data import PERIODS
+from utils.config import bounded, load_config, parse_override
+from utils.errors import ConfigError
+
+KNOWN_FUTURE = ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos"]
+
+
+@dataclass
+class DataSection:
+    """Where the leaf's table lives (an expert_group dataset)."""
+
+    path: str
+    symbols: list[str] | None = None
+
+
+@dataclass
+class FeatureSection:
+    """Feature selection: explicit list, a ``selected_features.txt`` file, and/or prefix rules (union)."""
+
+    include: list[str] = field(default_factory=list)
+    selected_features_file: str | None = None
+    prefixes: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    known_future: list[str] = field(default_factory=lambda: list(KNOWN_FUTURE))
+
+
+@dataclass
+class WindowSection:
+    """Encoder length and decoder length (bars)."""
+
+    encoder_length: int = bounded(64, ge=2, le=4096)
+    max_prediction_length: int = bounded(24, ge=1, le=1024)
+
+
+@dataclass
+class SplitSection:
+    """Time split. ``train_end``/``val_end`` are fractions of the timeline or ISO dates."""
+
+    train_end: float | str = 0.7
+    val_end: float | str = 0.85
+    embargo_bars: int | None = bounded(None, ge=0)
+
+    def check(self) -> None:
+        """Fractions must be ordered and inside (0, 1)."""
+        a, b = self.train_end, self.val_end
+        if isinstance(a, float) and isinstance(b, float) and not 0 < a < b <= 1:
+            raise ConfigError(f"key 'split' = {a}, {b}: need 0 < train_end < val_end <= 1")
+
+
+@dataclass
+class ArchSection:
+    """TFT sizes."""
+
+    hidden_size: int = bounded(32, ge=4, le=4096)
+    attention_heads: int = bounded(4, ge=1, le=64)
+    lstm_layers: int = bounded(1, ge=1, le=8)
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)
+    hidden_continuous_size: int = bounded(8, ge=1, le=1024)
+    quantiles: list[float] = bounded([0.1, 0.5, 0.9], gt=0.0, lt=1.0)
+
+    def check(self) -> None:
+        """Heads must divide the hidden size; quantiles sorted and containing the median."""
+        if self.hidden_size % self.attention_heads:
+            raise ConfigError(f"key 'model.attention_heads' = {self.attention_heads}: must divide hidden_size "
+                              f"{self.hidden_size}")
+        if sorted(self.quantiles) != self.quantiles or 0.5 not in self.quantiles:
+            raise ConfigError(f"key 'model.quantiles' = {self.quantiles}: must be increasing and include 0.5")
+
+
+@dataclass
+class OptimizerSection:
+    """AdamW with an optional schedule."""
+
+    lr: float = bounded(1e-3, gt=0.0, le=1.0)
+    weight_decay: float = bounded(1e-4, ge=0.0)
+    scheduler: Literal["none", "cosine", "plateau"] = "cosine"
+
+
+@dataclass
+class TrainingSection:
+    """Loop settings; ``monitor: auto`` is the first classification target's AP (else first RMSE)."""
+
+    batch_size: int = bounded(256, ge=1)
+    max_epochs: int = bounded(10, ge=1)
+    log_every_n_steps: int | None = bounded(None, ge=1)
+    log_interval: int | None = bounded(None, ge=1)
+    monitor: str = "auto"
+    save_top_k: int = bounded(2, ge=-1)
+    early_stopping_patience: int | None = bounded(None, ge=1)
+    num_workers: int = bounded(0, ge=0)
+    limit_train_batches: float | None = bounded(None, gt=0)
+    limit_val_batches: float | None = bounded(None, gt=0)
+    gradient_clip_val: float = bounded(1.0, ge=0.0)
+
+    @property
+    def log_steps(self) -> int:
+        """``log_every_n_steps`` if set, else ``log_interval``, else 100."""
+        return self.log_every_n_steps or self.log_interval or 100
+
+
+@dataclass
+class TrainerSection:
+    """Lightning trainer settings (``auto`` precision: bf16-mixed on CUDA, 32 on CPU)."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    precision: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = bounded(1, ge=1)
+
+
+@dataclass
+class MetaSection:
+    """Version fields carried into checkpoints and predictions (empty allowed)."""
+
+    schema_version: str = ""
+    data_version: str = ""
+    expert_version: str = ""
+    train_window_id: str = ""
+
+
+@dataclass
+class ModelConfig:
+    """``model_config.yaml``."""
+
+    period: str
+    data: DataSection
+    expert: str = ""
+    modality: str = ""
+    features: FeatureSection = field(default_factory=FeatureSection)
+    window: WindowSection = field(default_factory=WindowSection)
+    split: SplitSection = field(default_factory=SplitSection)
+    model: ArchSection = field(default_factory=ArchSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    seed: int = 42
+    meta: MetaSection = field(default_factory=MetaSection)
+
+    def check(self) -> None:
+        """The period must be a known label."""
+        if self.period not in PERIODS:
+            raise ConfigError(f"key 'period' = {self.period!r}: valid periods {list(PERIODS)}")
+
+
+@dataclass
+class TargetSpec:
+    """One target column."""
+
+    name: str
+    kind: Literal["classification", "regression"]
+    horizon: int = bounded(1, ge=1)
+
+
+@dataclass
+class TargetsConfig:
+    """``targets.yaml``."""
+
+    targets: list[TargetSpec]
+
+    def check(self) -> None:
+        """At least one target, no duplicates."""
+        names = [t.name for t in self.targets]
+        if not names:
+            raise ConfigError("key 'targets' = []: list at least one target")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"key 'targets': duplicated target(s) {dup}")
+
+
+@dataclass
+class WarmStartSection:
+    """Warm-start source and what to transfer or freeze (parameter-name prefixes)."""
+
+    source: str | None = None
+    checkpoint: str = "best"
+    transfer: list[str] = field(default_factory=lambda: [""])
+    freeze: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WeightsConfig:
+    """``weights_config.yaml``."""
+
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    classification_loss: Literal["bce", "focal"] = "bce"
+    focal_gamma: float = bounded(2.0, ge=0.0)
+    warm_start: WarmStartSection = field(default_factory=WarmStartSection)
+
+    def check(self) -> None:
+        """Weights must be non-negative."""
+        bad = {k: v for k, v in self.loss_weights.items() if v < 0}
+        if bad:
+            raise ConfigError(f"key 'loss_weights' = {bad}: weights must be >= 0")
+
+
+@dataclass
+class Leaf:
+    """A fully loaded leaf: its three configs plus where it lives."""
+
+    model: ModelConfig
+    targets: TargetsConfig
+    weights: WeightsConfig
+    config_path: Path
+
+    @property
+    def log_dir(self) -> Path:
+        """TensorBoard root: ``lightning_logs/experts/<expert>/<period>/<modality>/tft``."""
+        m = self.model
+        return Path("lightning_logs/experts") / m.expert / m.period / m.modality / "tft"
+
+    @property
+    def ckpt_dir(self) -> Path:
+        """Checkpoints: ``checkpoints/experts/<expert>/<period>/<modality>/tft``."""
+        m = self.model
+        return Path("checkpoints/experts") / m.expert / m.period / m.modality / "tft"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Resolved configuration (stored in checkpoints)."""
+        return {"model": dataclasses.asdict(self.model), "targets": dataclasses.asdict(self.targets),
+                "weights": dataclasses.asdict(self.weights), "config_path": str(self.config_path)}
+
+
+def _split_overrides(overrides: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--set`` items: ``targets.x=..``/``weights.x=..`` go to those files, anything else to model_config."""
+    out: dict[str, dict[str, Any]] = {"model": {}, "targets": {}, "weights": {}}
+    for item in overrides or []:
+        key, value = parse_override(item)
+        head, _, rest = key.partition(".")
+        if head in ("targets", "weights") and rest:
+            out[head][rest] = value
+        else:
+            out["model"][key] = value
+    return out
+
+
+def load_leaf(model_config: str | Path, overrides: list[str] | None = None) -> Leaf:
+    """Load a leaf's three configs; infer expert/period/modality from the path when not set.
+
+    Raises
+    ------
+    ConfigError
+        For any invalid value in any of the three files, naming the file, key and value.
+    """
+    path = Path(model_config)
+    ov = _split_overrides(overrides)
+    model = load_config(path, ModelConfig, ov["model"])
+    parts = path.parent.parts
+    if len(parts) >= 3:
+        model.expert = model.expert or parts[-3]
+        model.modality = model.modality or parts[-1]
+        if parts[-2] in PERIODS and parts[-2] != model.period:
+            raise ConfigError(f"{path}: key 'period' = {model.period!r} but the leaf folder is {parts[-2]!r}")
+    targets = load_config(path.parent / "targets.yaml", TargetsConfig, ov["targets"])
+    weights = load_config(path.parent / "weights_config.yaml", WeightsConfig, ov["weights"])
+    unknown = [k for k in weights.loss_weights if k not in {t.name for t in targets.targets}]
+    if unknown:
+        raise ConfigError(f"{path.parent / 'weights_config.yaml'}: key 'loss_weights.{unknown[0]}' names no target "
+                          f"of targets.yaml")
+    return Leaf(model, targets, weights, path)

@@ -1,0 +1,212 @@
+"""One training code path for train, resume and warm start: :func:`run`.
+
+* ``init_from=None``: train from scratch.
+* ``init_from="resume"``: continue from ``last.ckpt`` (optimizer, scheduler and epoch state); refuses a
+  changed architecture or feature set.
+* ``init_from="warm"``: initialise from the checkpoint named in ``weights_config.yaml``, copying every
+  parameter whose name and shape match, and log a transferred / skipped / new table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from models.leaf_config import Leaf, load_leaf
+from models.tft_module import MyTFTModule
+from models.window_dataset import WindowData, build_window_data, make_loader
+from utils.errors import ConfigError, ProjectError
+from utils.stage_summary import write_stage_summary
+
+logger = logging.getLogger(__name__)
+
+InitFrom = Literal["resume", "warm"] | None
+ARCH_KEYS = ("model", "window")
+
+
+@dataclass
+class RunResult:
+    """What a training run produced."""
+
+    best_model_path: str
+    last_model_path: str
+    best_score: float | None
+    monitor: str
+    epochs: int
+    log_dir: str
+
+
+def monitor_for(leaf: Leaf) -> tuple[str, str]:
+    """(metric name, mode) of the configured monitor; ``auto`` picks the first classification AP."""
+    period = leaf.model.period
+    if leaf.model.training.monitor != "auto":
+        name = leaf.model.training.monitor
+        return name, "max" if name.endswith(f"_ap@{period}") or "_ap" in name else "min"
+    for t in leaf.targets.targets:
+        if t.kind == "classification":
+            return f"val_{t.name}_ap@{period}", "max"
+    return f"val_{leaf.targets.targets[0].name}_rmse@{period}", "min"
+
+
+def make_spec(leaf: Leaf, data: WindowData) -> dict:
+    """The self-contained description stored in every checkpoint."""
+    return {
+        "config": leaf.to_dict(), "features": data.features, "known": data.known_names,
+        "targets": [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets],
+        "categories": data.categories,
+        "scalers": {"features": data.feature_scaler.state_dict(), "targets": data.target_scaler.state_dict()},
+    }
+
+
+def _precision(leaf: Leaf) -> str:
+    p = leaf.model.trainer.precision
+    if p != "auto":
+        return p
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheckpoint]:
+    tr, t = leaf.model.trainer, leaf.model.training
+    ckpt = ModelCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
+                           save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
+    callbacks = [ckpt]
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
+    log_root = leaf.log_dir.parent
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs, accelerator=tr.accelerator, devices=tr.devices, strategy=tr.strategy,
+        num_nodes=tr.num_nodes, precision=_precision(leaf), callbacks=callbacks,
+        logger=TensorBoardLogger(save_dir=str(log_root), name=leaf.log_dir.name),
+        log_every_n_steps=t.log_steps, gradient_clip_val=t.gradient_clip_val or None,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        enable_progress_bar=True, use_distributed_sampler=False,  # WindowBatchSampler shards itself
+        deterministic=False,
+    )
+    return trainer, ckpt
+
+
+def _check_same_architecture(leaf: Leaf, spec: dict, path: Path) -> None:
+    saved = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["spec"]
+    for key in ARCH_KEYS:
+        old, new = saved["config"]["model"][key], spec["config"]["model"][key]
+        if old != new:
+            diff = {k: (old.get(k), new.get(k)) for k in new if old.get(k) != new.get(k)}
+            raise ConfigError(f"{leaf.config_path}: cannot resume {path}: '{key}' changed {diff}; resume needs the "
+                              f"same architecture (use warm_start_train.py to start from these weights)")
+    if saved["features"] != spec["features"] or saved["targets"] != spec["targets"]:
+        raise ConfigError(f"{leaf.config_path}: cannot resume {path}: the feature or target list changed; "
+                          f"use warm_start_train.py instead")
+
+
+def _warm_source(leaf: Leaf) -> Path:
+    ws = leaf.weights.warm_start
+    if not ws.source:
+        raise ConfigError(f"{leaf.config_path.parent / 'weights_config.yaml'}: key 'warm_start.source' is empty; "
+                          f"name a source leaf's model_config.yaml or a .ckpt file")
+    src = Path(ws.source)
+    if src.suffix == ".ckpt":
+        path = src
+    else:
+        source_leaf = load_leaf(src)
+        if ws.checkpoint == "last":
+            path = source_leaf.ckpt_dir / "last.ckpt"
+        else:
+            best = [p for p in source_leaf.ckpt_dir.glob("epoch*.ckpt")]
+            path = max(best, key=lambda p: p.stat().st_mtime) if best else source_leaf.ckpt_dir / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"warm start: checkpoint {path} not found; train the source leaf first")
+    return path
+
+
+def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: list[str]) -> dict[str, list[str]]:
+    """Copy parameters whose name and shape match (and whose name starts with a ``transfer`` prefix).
+
+    Returns the transferred / skipped / new parameter names; logs them as a table.
+    """
+    source = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    target = module.state_dict()
+    report: dict[str, list[str]] = {"transferred": [], "skipped": [], "new": []}
+    for name, value in target.items():
+        src = source.get(name)
+        if src is None:
+            report["new"].append(name)
+        elif src.shape != value.shape or not any(name.startswith(p) for p in transfer):
+            report["skipped"].append(name)
+        else:
+            target[name] = src.clone()
+            report["transferred"].append(name)
+    module.load_state_dict(target)
+    for name, p in module.named_parameters():
+        if any(name.startswith(f) for f in freeze if f):
+            p.requires_grad_(False)
+    width = max(len(n) for n in target)
+    lines = [f"{'parameter':{width}s}  status"] + [f"{n:{width}s}  {s}" for s, names in report.items() for n in names]
+    logger.info("warm start from %s: %d transferred, %d skipped, %d new\n%s", path, len(report["transferred"]),
+                len(report["skipped"]), len(report["new"]), "\n".join(lines))
+    return report
+
+
+def run(leaf: Leaf, init_from: InitFrom = None) -> RunResult:
+    """Train ``leaf`` (from scratch, resumed, or warm-started) and return where the results are."""
+    L.seed_everything(leaf.model.seed, workers=True, verbose=False)
+    data = build_window_data(leaf)
+    spec = make_spec(leaf, data)
+    ckpt_path = None
+    if init_from == "resume":
+        last = leaf.ckpt_dir / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(f"{leaf.config_path}: nothing to resume: {last} does not exist; train first with "
+                              f"train_multi_tft.py")
+        _check_same_architecture(leaf, spec, last)
+        ckpt_path = str(last)
+    module = MyTFTModule(spec)
+    if init_from == "warm":
+        ws = leaf.weights.warm_start
+        warm_start(module, _warm_source(leaf), ws.transfer, ws.freeze)
+    monitor, mode = monitor_for(leaf)
+    trainer, ckpt = _trainer(leaf, monitor, mode)
+    t = leaf.model.training
+    logger.info("%s: %d features, %d train / %d val windows, monitor %s (%s)", leaf.config_path,
+                len(data.features), len(data.splits["train"]), len(data.splits["val"]), monitor, mode)
+    trainer.fit(module, make_loader(data, "train", t.batch_size, True, leaf.model.seed, t.num_workers),
+                make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers), ckpt_path=ckpt_path)
+    log_dir = Path(trainer.logger.log_dir)
+    if trainer.is_global_zero:
+        module.export_gating(log_dir / "tft_gating.csv")
+        best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+        val_loss = trainer.callback_metrics.get("val_loss")
+        write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best,
+                            float(val_loss) if val_loss is not None else None)
+    return RunResult(ckpt.best_model_path, ckpt.last_model_path, float(ckpt.best_model_score)
+                     if ckpt.best_model_score is not None else None, monitor, trainer.current_epoch, str(log_dir))
+
+
+def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
+    """Shared ``main`` of the three entry scripts."""
+    from utils.logging_setup import configure_logging
+    from utils.mp_start import ensure_spawn_safe
+
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--config", required=True, help="configs/experts/<Expert>/<period>/<modality>/model_config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. training.max_epochs=3 (targets.* / weights.* for the others)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    configure_logging(args.verbose)
+    ensure_spawn_safe()
+    try:
+        result = run(load_leaf(args.config, args.set), init_from)
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    logger.info("best %s = %s (%s); last: %s", result.monitor, result.best_score, result.best_model_path,
+                result.last_model_path)
+    return 0

@@ -1,0 +1,344 @@
+"""Tensorized window dataset for the TFT experts.
+
+The whole table is converted once into float32 tensors; a batch is a single advanced-indexing
+gather of ``[batch, encoder_length, features]`` (no per-sample Python objects), which is what
+makes it orders of magnitude faster than ``TimeSeriesDataSet``.
+
+A sample ends at row ``t`` (the decision bar). Its encoder covers rows ``t-L+1 .. t``, which
+must lie in one contiguous segment: same (symbol, period), no ``gap_before`` and no ``time_idx``
+jump inside. The decoder carries the known-future calendar covariates of bars ``t+1 .. t+H``,
+computed from timestamps (so no future row is read). Targets are the row's forward targets.
+
+Scaling (:class:`FeatureScaler`) follows sklearn's fit/transform and is fit on rows of the
+training span only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from models.leaf_config import Leaf
+from src.market_data import period_delta
+from utils.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+ID_COLUMNS = {"symbol", "period", "timestamp", "time_idx", "gap_before"}
+
+
+class FeatureScaler:
+    """Per-column standardization (NaN-aware); NaN becomes 0 (the mean) and values are clipped.
+
+    Parameters
+    ----------
+    clip : float
+        Scaled values are clipped to [-clip, clip] so one bad print cannot dominate a batch.
+    """
+
+    def __init__(self, clip: float = 10.0) -> None:
+        self.clip = clip
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray) -> FeatureScaler:
+        """Learn means and standard deviations from ``x`` (rows of the fit window only)."""
+        with np.errstate(all="ignore"):
+            self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
+            std = np.nanstd(x, axis=0)
+        self.scale_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Scaled float32 copy of ``x``."""
+        if self.mean_ is None:
+            raise RuntimeError("FeatureScaler.transform called before fit")
+        out = (x - self.mean_) / self.scale_
+        out = np.nan_to_num(out, nan=0.0, posinf=self.clip, neginf=-self.clip)
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        """Back to original units."""
+        return x * self.scale_ + self.mean_
+
+    def state_dict(self) -> dict:
+        """Plain-data state (stored in checkpoints)."""
+        return {"clip": self.clip, "mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> FeatureScaler:
+        """Inverse of :meth:`state_dict`."""
+        obj = cls(state["clip"])
+        obj.mean_, obj.scale_ = np.asarray(state["mean"]), np.asarray(state["scale"])
+        return obj
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A leaf's table (parquet, pkl or csv)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"leaf data file not found: {p}; run the fusion (python -m src.fuse_fundamentals) first")
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p)
+    if p.suffix == ".pkl":
+        return pd.read_pickle(p)
+    frame = pd.read_csv(p)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
+
+
+def select_features(table: pd.DataFrame, leaf: Leaf) -> list[str]:
+    """Resolve the feature list: explicit names, a selected-features file, prefix rules (union, table order)."""
+    fs = leaf.model.features
+    targets = {t.name for t in leaf.targets.targets}
+    numeric = [c for c in table.columns if c not in ID_COLUMNS and not c.startswith("target_")
+               and c not in targets and pd.api.types.is_numeric_dtype(table[c])]
+    wanted = set(fs.include)
+    if fs.selected_features_file:
+        path = Path(fs.selected_features_file)
+        if not path.is_file():
+            raise DataError(f"features.selected_features_file not found: {path}")
+        wanted |= {ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    unknown = sorted(wanted - set(numeric))
+    if unknown:
+        raise DataError(f"{leaf.config_path}: feature(s) {unknown[:10]} are not numeric columns of "
+                        f"{leaf.model.data.path}")
+    chosen = [c for c in numeric if c in wanted or any(c.startswith(p) for p in fs.prefixes)]
+    if not fs.include and not fs.selected_features_file and not fs.prefixes:
+        chosen = numeric  # no rule: every numeric feature
+    chosen = [c for c in chosen if c not in set(fs.exclude)]
+    if not chosen:
+        raise DataError(f"{leaf.config_path}: the feature rules select no column of {leaf.model.data.path}")
+    return chosen
+
+
+def calendar_features(ts_ns: np.ndarray, names: list[str]) -> np.ndarray:
+    """Known-future calendar covariates (sin/cos of hour, weekday, month) for int64 ns timestamps."""
+    idx = pd.DatetimeIndex(ts_ns.ravel(), tz="UTC")
+    hour = idx.hour.to_numpy() + idx.minute.to_numpy() / 60.0
+    base = {
+        "hour": (hour, 24.0), "weekday": (idx.dayofweek.to_numpy(), 7.0), "month": (idx.month.to_numpy() - 1, 12.0),
+    }
+    cols = []
+    for name in names:
+        key, fn = name.rsplit("_", 1)
+        if key not in base or fn not in ("sin", "cos"):
+            raise DataError(f"unknown known-future covariate {name!r}; use hour/weekday/month _sin/_cos")
+        value, period = base[key]
+        cols.append((np.sin if fn == "sin" else np.cos)(2 * np.pi * value / period))
+    return np.stack(cols, axis=-1).reshape(*ts_ns.shape, len(names)).astype(np.float32)
+
+
+def segment_start(table: pd.DataFrame) -> np.ndarray:
+    """For each row, the index of the first row of its contiguous segment (no group change or gap)."""
+    new_group = (table["symbol"].ne(table["symbol"].shift()) | table["period"].ne(table["period"].shift())).to_numpy()
+    jump = table["time_idx"].diff().ne(1).to_numpy() if "time_idx" in table else np.zeros(len(table), bool)
+    gap = table["gap_before"].to_numpy(dtype=bool) if "gap_before" in table else np.zeros(len(table), bool)
+    start = new_group | jump | gap
+    start[0] = True
+    pos = np.where(start, np.arange(len(table)), 0)
+    return np.maximum.accumulate(pos)
+
+
+def _no_window_message(leaf: Leaf, table: pd.DataFrame, targets: list[str], enough_history: np.ndarray,
+                       in_train: np.ndarray, train_end: pd.Timestamp) -> str:
+    m = leaf.model
+    head = f"{leaf.config_path}: no trainable window in {m.data.path} for {m.period}"
+    if not enough_history.any():
+        return (f"{head}: no segment has {m.window.encoder_length} consecutive bars; shorten "
+                f"window.encoder_length or fill the gaps")
+    rows = enough_history & np.asarray(in_train)
+    if not rows.any():
+        return f"{head}: no row with enough history falls in the train span (before {train_end}); move split.train_end"
+    nan_share = table.loc[rows, targets].isna().mean().sort_values(ascending=False)
+    bad = {k: round(float(v), 3) for k, v in nan_share.items() if v > 0}
+    return (f"{head}: every candidate row in the train span has a NaN target; NaN share by column: {bad}. "
+            f"Drop or fix those target columns")
+
+
+def _boundary(ts: pd.Series, value: float | str) -> pd.Timestamp:
+    if isinstance(value, str):
+        return pd.Timestamp(value, tz="UTC") if pd.Timestamp(value).tzinfo is None else pd.Timestamp(value)
+    uniq = np.sort(ts.unique())
+    return pd.Timestamp(uniq[min(int(len(uniq) * value), len(uniq) - 1)])
+
+
+@dataclass
+class WindowData:
+    """Tensors of one leaf plus the sample end rows of each split."""
+
+    x: torch.Tensor  # [N, F] scaled encoder inputs
+    y: torch.Tensor  # [N, T] targets (regression scaled)
+    y_raw: np.ndarray  # [N, T] targets in original units
+    known: torch.Tensor  # [N, H, K] calendar covariates of the decoder steps
+    static: torch.Tensor  # [N, 2] (symbol index, period index)
+    time_idx: np.ndarray
+    timestamp: np.ndarray
+    close: np.ndarray
+    splits: dict[str, np.ndarray]
+    features: list[str]
+    known_names: list[str]
+    targets: list[str]
+    categories: dict[str, list[str]]
+    feature_scaler: FeatureScaler
+    target_scaler: FeatureScaler
+    encoder_length: int
+    decoder_length: int
+
+
+def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
+                      scalers: dict | None = None) -> WindowData:
+    """Build tensors and split indices for ``leaf``.
+
+    Parameters
+    ----------
+    leaf : Leaf
+        Loaded leaf configs.
+    table : DataFrame, optional
+        The leaf table (read from ``leaf.model.data.path`` if omitted).
+    categories, scalers : dict, optional
+        Fixed encodings and fitted scalers from a checkpoint (prediction / resume); when omitted the
+        categories come from the whole table (identical on every DDP rank) and the scalers are fit on
+        the training span.
+    """
+    m = leaf.model
+    table = read_table(m.data.path) if table is None else table
+    if m.data.symbols:
+        table = table[table["symbol"].isin(m.data.symbols)]
+    table = table[table["period"] == m.period].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    if table.empty:
+        raise DataError(f"{leaf.config_path}: no {m.period} rows in {m.data.path}")
+    targets = [t.name for t in leaf.targets.targets]
+    missing = [t for t in targets if t not in table.columns]
+    if missing:
+        raise ConfigError(f"{leaf.config_path.parent / 'targets.yaml'}: key 'targets' = {missing}: not columns of "
+                          f"{m.data.path}")
+    features = select_features(table, leaf)
+    L, H = m.window.encoder_length, m.window.max_prediction_length
+    step = period_delta(m.period)
+    ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")
+    train_end = _boundary(table["timestamp"], m.split.train_end)
+    val_end = _boundary(table["timestamp"], m.split.val_end)
+    horizon = max(t.horizon for t in leaf.targets.targets)
+    embargo = step * (m.split.embargo_bars if m.split.embargo_bars is not None else horizon)
+    # A sample's targets reach horizon bars past t: keep them inside their own span (purge).
+    reach = ts + step * horizon
+    in_train = reach < train_end
+    in_val = (ts >= train_end + embargo) & (reach < val_end)
+    in_test = ts >= val_end + embargo
+
+    raw_x = table[features].to_numpy(dtype=np.float64)
+    raw_y = table[targets].to_numpy(dtype=np.float64)
+    seg = segment_start(table)
+    enough_history = np.arange(len(table)) - seg >= L - 1
+    finite_y = np.isfinite(raw_y).all(axis=1)
+    valid = enough_history & finite_y
+    splits = {"train": np.flatnonzero(valid & in_train), "val": np.flatnonzero(valid & in_val),
+              "test": np.flatnonzero(valid & in_test)}
+    if splits["train"].size == 0:
+        raise DataError(_no_window_message(leaf, table, targets, enough_history, in_train, train_end))
+
+    if scalers:
+        fx, fy = FeatureScaler.from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
+    else:
+        fx = FeatureScaler().fit(raw_x[np.flatnonzero(in_train)])  # rows of the training span only
+        fy = FeatureScaler().fit(raw_y[splits["train"]])
+    is_cls = np.array([t.kind == "classification" for t in leaf.targets.targets])
+    fy.mean_[is_cls], fy.scale_[is_cls] = 0.0, 1.0  # class labels stay 0/1
+    y = np.where(np.isfinite(raw_y), (raw_y - fy.mean_) / fy.scale_, np.nan).astype(np.float32)
+
+    cats = categories or {"symbol": sorted(table["symbol"].unique()), "period": [m.period]}
+    sym_idx = pd.Categorical(table["symbol"], categories=cats["symbol"]).codes
+    if (sym_idx < 0).any():
+        raise DataError(f"symbols {sorted(set(table['symbol']) - set(cats['symbol']))} unknown to the checkpoint")
+    per_idx = pd.Categorical(table["period"], categories=cats["period"]).codes
+    future = ts.asi8[:, None] + step.value * np.arange(1, H + 1)[None, :]
+    known = calendar_features(future, m.features.known_future)
+    return WindowData(
+        x=torch.from_numpy(fx.transform(raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
+        known=torch.from_numpy(known), static=torch.from_numpy(np.stack([sym_idx, per_idx], 1).astype(np.int64)),
+        time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
+        timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
+        known_names=list(m.features.known_future), targets=targets, categories=cats, feature_scaler=fx,
+        target_scaler=fy, encoder_length=L, decoder_length=H,
+    )
+
+
+class WindowDataset(Dataset):
+    """Map-style dataset whose items are whole batches: ``dataset[array_of_end_rows] -> dict``."""
+
+    def __init__(self, data: WindowData, ends: np.ndarray) -> None:
+        self.data = data
+        self.ends = ends
+        self._offsets = torch.arange(-data.encoder_length + 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, rows: np.ndarray | list[int]) -> dict[str, torch.Tensor]:
+        d = self.data
+        end = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        window = end[:, None] + self._offsets[None, :]
+        return {
+            "encoder_cont": d.x[window],
+            "decoder_known": d.known[end],
+            "static_cat": d.static[end],
+            "target": d.y[end],
+            "row": end,
+        }
+
+
+class WindowBatchSampler(Sampler[np.ndarray]):
+    """Yields arrays of end rows. Shuffles per epoch (seed + epoch) and shards across DDP ranks.
+
+    With ``shard=True`` every rank gets the same number of batches from a disjoint slice of the
+    same permutation (padded by wrapping), which is what DistributedSampler does per sample.
+    """
+
+    def __init__(self, ends: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0, shard: bool = False) -> None:
+        self.ends, self.batch_size, self.shuffle, self.seed, self.shard = ends, batch_size, shuffle, seed, shard
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at each epoch start."""
+        self.epoch = epoch
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.shard and torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _rows(self) -> np.ndarray:
+        rows = self.ends
+        if self.shuffle:
+            rows = rows[np.random.default_rng(self.seed + self.epoch).permutation(len(rows))]
+        rank, world = self._rank_world()
+        if world > 1:
+            per = -(-len(rows) // world)
+            rows = np.resize(rows, per * world)[rank::world]
+        return rows
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        rows = self._rows()
+        for i in range(0, len(rows), self.batch_size):
+            yield rows[i : i + self.batch_size]
+
+    def __len__(self) -> int:
+        _, world = self._rank_world()
+        n = -(-len(self.ends) // world)
+        return -(-n // self.batch_size)
+
+
+def make_loader(data: WindowData, split: str, batch_size: int, shuffle: bool, seed: int = 0,
+                num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """DataLoader over one split (``batch_size=None``: the sampler already yields batches)."""
+    sampler = WindowBatchSampler(data.splits[split], batch_size, shuffle, seed, shard=shuffle)
+    return torch.utils.data.DataLoader(WindowDataset(data, data.splits[split]), batch_size=None, sampler=sampler,
+                                       num_workers=num_workers, persistent_workers=num_workers > 0)

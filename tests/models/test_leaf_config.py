@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from models.leaf_config import load_leaf
+from models.window_dataset import build_window_data
+from utils.errors import ConfigError, DataError
+
+
+def test_shipped_leaves_load():
+    from scripts.experts_cli import leaves
+
+    paths = leaves()
+    assert len(paths) == 18
+    for path in paths:
+        leaf = load_leaf(path)
+        assert (leaf.model.expert, leaf.model.period, leaf.model.modality) == path.parent.parts[-3:]
+        assert leaf.model.window.max_prediction_length == max(t.horizon for t in leaf.targets.targets)
+
+
+def test_typo_key(leaf_path):
+    data = yaml.safe_load(leaf_path.read_text())
+    data["training"]["max_epoch"] = 3
+    leaf_path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"model_config\.yaml: unknown key 'training\.max_epoch' = 3"):
+        load_leaf(leaf_path)
+
+
+def test_wrong_type_and_range_via_overrides(leaf_path):
+    with pytest.raises(ConfigError, match=r"key 'training\.batch_size' = 'big': expected an integer"):
+        load_leaf(leaf_path, ["training.batch_size=big"])
+    with pytest.raises(ConfigError, match=r"key 'model\.dropout' = 1\.5: must be < 1\.0"):
+        load_leaf(leaf_path, ["model.dropout=1.5"])
+    with pytest.raises(ConfigError, match=r"key 'model\.attention_heads' = 3: must divide hidden_size 8"):
+        load_leaf(leaf_path, ["model.attention_heads=3"])
+
+
+def test_targets_and_weights_files(leaf_path):
+    with pytest.raises(ConfigError, match=r"targets\.yaml: key 'targets\[0\]\.kind' = 'ranking': must be one of"):
+        load_leaf(leaf_path, ["targets.targets=[{name: target_vol, kind: ranking}]"])
+    with pytest.raises(ConfigError, match=r"weights_config\.yaml: key 'loss_weights\.target_vol' names no target"):
+        load_leaf(leaf_path, ["weights.loss_weights={target_vol: 1.0}"])
+
+
+def test_period_must_match_folder(leaf_path):
+    with pytest.raises(ConfigError, match=r"key 'period' = '4h' but the leaf folder is '1h'"):
+        load_leaf(leaf_path, ["period=4h"])
+
+
+def test_target_missing_from_table_is_a_config_error(leaf_path):
+    leaf = load_leaf(leaf_path, ["targets.targets=[{name: target_alpha, kind: regression}]",
+                                 "weights.loss_weights={}"])
+    with pytest.raises(ConfigError, match=r"targets\.yaml: key 'targets' = \['target_alpha'\]: not columns of"):
+        build_window_data(leaf)
+
+
+def test_no_trainable_window_names_the_columns(leaf_path):
+    leaf = load_leaf(leaf_path)
+    table = pd.read_parquet(leaf.model.data.path)
+    table["target_binarytrend"] = np.nan
+    with pytest.raises(DataError, match=r"no trainable window .* NaN share by column: \{'target_binarytrend': 1\.0\}"):
+        build_window_data(leaf, table)
+    with pytest.raises(DataError, match=r"no segment has 4000 consecutive bars; shorten window\.encoder_length"):
+        build_window_data(load_leaf(leaf_path, ["window.encoder_length=4000"]))
+
+
+def test_unknown_feature(leaf_path):
+    leaf = load_leaf(leaf_path, ["features.include=[ret_1, not_a_column]"])
+    with pytest.raises(DataError, match=r"feature\(s\) \['not_a_column'\] are not numeric columns"):
+        build_window_data(leaf)

@@ -1,0 +1,118 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import train_multi_tft
+import train_resume
+import warm_start_train
+from models.leaf_config import load_leaf
+from models.tft_module import HybridMultiLoss, MyTFTModule
+from models.training import run, warm_start
+from tests.models.conftest import write_leaf
+from utils.errors import ConfigError
+
+
+def _ckpt(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_one_epoch_tiny_training(leaf_path):
+    leaf = load_leaf(leaf_path)
+    result = run(leaf)
+    assert result.monitor == "val_target_binarytrend_ap@1h" and result.best_score is not None
+    assert (leaf.ckpt_dir / "last.ckpt").is_file() and leaf.ckpt_dir.as_posix().endswith(
+        "checkpoints/experts/Test-TFT/1h/base/tft")
+    assert "lightning_logs/experts/Test-TFT/1h/base/tft" in result.log_dir
+    summary = json.loads((leaf.ckpt_dir / "stage_summary.json").read_text())
+    assert set(summary) == {"best_monitor", "best_val_loss"} and summary["best_monitor"] == result.best_score
+    gating = (leaf_path.parents[5] / result.log_dir / "tft_gating.csv").read_text().splitlines()
+    assert gating[0] == '"kind","variable","importance"' and len(gating) == 1 + 7 + 6 + 2
+    spec = _ckpt(leaf.ckpt_dir / "last.ckpt")["hyper_parameters"]["spec"]
+    assert spec["features"][0] == "ret_1" and "scalers" in spec and spec["categories"]["period"] == ["1h"]
+    module = MyTFTModule.load_from_checkpoint(leaf.ckpt_dir / "last.ckpt")  # a checkpoint alone rebuilds it
+    assert module.target_names == ["target_binarytrend", "target_logreturn_h4"]
+
+
+def test_resume_continues_epochs_and_optimizer_state(leaf_path):
+    run(load_leaf(leaf_path))
+    first = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")
+    run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
+    second = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")
+    done = lambda c: c["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]  # noqa: E731
+    assert done(second) == 2 and second["epoch"] > first["epoch"]  # two epochs in total across both runs
+    assert second["global_step"] == 2 * first["global_step"]
+    step = lambda c: next(iter(c["optimizer_states"][0]["state"].values()))["step"]  # noqa: E731
+    assert float(step(second)) == 2 * float(step(first))  # Adam moments carried over, not restarted
+    assert second["lr_schedulers"][0]["last_epoch"] == 2
+
+
+def test_resume_errors(leaf_path):
+    with pytest.raises(ConfigError, match=r"nothing to resume: .*last\.ckpt does not exist"):
+        run(load_leaf(leaf_path), init_from="resume")
+    run(load_leaf(leaf_path))
+    with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'hidden_size': \(8, 16\)\}"):
+        run(load_leaf(leaf_path, ["model.hidden_size=16", "training.max_epochs=2"]), init_from="resume")
+
+
+def test_warm_start_copies_matching_parameters_exactly(leaf_path, tmp_path):
+    base = load_leaf(leaf_path)
+    run(base)
+    rich_path = write_leaf(tmp_path, base.model.data.path, modality="rich",
+                           features={"include": ["ret_1", "ret_4", "rv_24", "rsi_14", "bb_pctb", "volume_z_48",
+                                                 "hour_sin", "macd_norm", "adx_14"]})
+    rich = load_leaf(rich_path, [f"weights.warm_start.source={leaf_path}", "weights.warm_start.checkpoint=last"])
+    from models.training import _warm_source, make_spec
+    from models.window_dataset import build_window_data
+
+    module = MyTFTModule(make_spec(rich, build_window_data(rich)))
+    source = _ckpt(_warm_source(rich))["state_dict"]
+    report = warm_start(module, _warm_source(rich), [""], ["net.sym_emb"])
+    state = module.state_dict()
+    assert report["transferred"] and report["skipped"]  # the encoder VSN grew from 7 to 9 inputs
+    for name in report["transferred"]:
+        assert torch.equal(state[name], source[name])
+    assert "net.enc_vsn.embed_w" in report["skipped"] and "net.dec_vsn.embed_w" in report["transferred"]
+    assert not module.net.sym_emb.weight.requires_grad
+    assert run(rich, init_from="warm").best_score is not None
+
+
+def test_warm_start_without_source(leaf_path):
+    with pytest.raises(ConfigError, match=r"key 'warm_start\.source' is empty"):
+        run(load_leaf(leaf_path), init_from="warm")
+
+
+def test_same_seed_same_weights(leaf_path, tmp_path, monkeypatch):
+    run(load_leaf(leaf_path))
+    a = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")["state_dict"]
+    other = tmp_path / "again"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    run(load_leaf(leaf_path))
+    b = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_entry_scripts_smoke(leaf_path, caplog):
+    assert train_multi_tft.main(["--config", str(leaf_path)]) == 0
+    assert train_resume.main(["--config", str(leaf_path), "--set", "training.max_epochs=2"]) == 0
+    assert warm_start_train.main(["--config", str(leaf_path), "--set", f"weights.warm_start.source={leaf_path}",
+                                  "--set", "weights.warm_start.checkpoint=last"]) == 0
+    assert train_multi_tft.main(["--config", str(leaf_path), "--set", "training.batch_size=0"]) == 2
+    assert "key 'training.batch_size' = 0: must be >= 1" in caplog.text
+
+
+def test_hybrid_loss_components_and_masks():
+    loss = HybridMultiLoss(["classification", "regression"], [1.0, 3.0], [0.1, 0.5, 0.9])
+    pred = torch.zeros(4, 2, 3)
+    target = torch.tensor([[1.0, 2.0], [0.0, float("nan")], [1.0, -1.0], [0.0, 0.0]])
+    total, comp = loss(pred, target)
+    assert comp[0].item() == pytest.approx(np.log(2))
+    y = np.array([2.0, -1.0, 0.0])
+    q = np.array([0.1, 0.5, 0.9])
+    pin = np.maximum(q * y[:, None], (q - 1) * y[:, None]).mean()
+    assert comp[1].item() == pytest.approx(pin)
+    assert total.item() == pytest.approx((np.log(2) + 3 * pin) / 4)
+    focal = HybridMultiLoss(["classification"], [1.0], [0.5], focal_gamma=2.0)
+    assert focal(torch.zeros(2, 1, 1), torch.tensor([[1.0], [0.0]]))[0].item() == pytest.approx(0.25 * np.log(2))

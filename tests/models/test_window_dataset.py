@@ -1,0 +1,109 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.leaf_config import load_leaf
+from models.window_dataset import (
+    FeatureScaler,
+    WindowBatchSampler,
+    WindowDataset,
+    build_window_data,
+    calendar_features,
+    segment_start,
+)
+
+
+@pytest.fixture
+def leaf(leaf_path):
+    return load_leaf(leaf_path)
+
+
+@pytest.fixture
+def table(leaf):
+    return pd.read_parquet(leaf.model.data.path)
+
+
+def test_no_window_crosses_a_group_or_a_gap(leaf, table):
+    data = build_window_data(leaf)
+    t = table[table.period == "1h"].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    assert t["gap_before"].sum() > 0  # the fixture has missing bars
+    L = leaf.model.window.encoder_length
+    for split, ends in data.splits.items():
+        starts = ends - L + 1
+        sym = t["symbol"].to_numpy()
+        assert (sym[starts] == sym[ends]).all(), split
+        span_tidx = data.time_idx[ends] - data.time_idx[starts]
+        assert (span_tidx == L - 1).all(), split  # contiguous bars only
+        gaps = np.cumsum(t["gap_before"].to_numpy())
+        assert (gaps[ends] - gaps[starts] == 0).all(), split
+
+
+def test_segment_start():
+    t = pd.DataFrame({"symbol": list("AAAAABB"), "period": "1h", "time_idx": [1, 2, 3, 5, 6, 1, 2],
+                      "gap_before": [False, False, False, True, False, False, False]})
+    assert segment_start(t).tolist() == [0, 0, 0, 3, 3, 5, 5]
+
+
+def test_splits_are_ordered_with_embargo(leaf):
+    data = build_window_data(leaf)
+    ts = data.timestamp
+    h = pd.Timedelta("4h").value  # longest target horizon
+    assert ts[data.splits["train"]].max() + h < ts[data.splits["val"]].min()
+    assert ts[data.splits["val"]].max() + h < ts[data.splits["test"]].min()
+
+
+def test_scalers_fit_on_train_span_only(leaf, table):
+    base = build_window_data(leaf, table.copy())
+    changed = table.copy()
+    late = changed["timestamp"] > pd.Timestamp(base.timestamp[base.splits["val"]].min(), tz="UTC")
+    changed.loc[late, "rsi_14"] = changed.loc[late, "rsi_14"] * 10 + 500
+    changed.loc[late, "target_logreturn_h4"] = changed.loc[late, "target_logreturn_h4"] * 100
+    other = build_window_data(leaf, changed)
+    np.testing.assert_array_equal(base.feature_scaler.mean_, other.feature_scaler.mean_)
+    np.testing.assert_array_equal(base.target_scaler.scale_, other.target_scaler.scale_)
+    tr = base.splits["train"]
+    assert torch.equal(base.x[tr], other.x[tr])
+
+
+def test_known_future_covariates_are_the_calendar_of_future_bars(leaf):
+    data = build_window_data(leaf)
+    end = int(data.splits["val"][5])
+    batch = WindowDataset(data, data.splits["val"])[[end]]
+    future = data.timestamp[end] + pd.Timedelta("1h").value * np.arange(1, 5)
+    hours = pd.DatetimeIndex(future, tz="UTC").hour.to_numpy()
+    np.testing.assert_allclose(batch["decoder_known"][0, :, 0].numpy(), np.sin(2 * np.pi * hours / 24), atol=1e-6)
+    assert batch["encoder_cont"].shape == (1, 12, 7)
+    assert torch.equal(batch["encoder_cont"][0, -1], data.x[end])  # the window ends at the decision row
+
+
+def test_calendar_rejects_unknown_names():
+    from utils.errors import DataError
+
+    with pytest.raises(DataError, match="unknown known-future covariate 'minute_sin'"):
+        calendar_features(np.array([0]), ["minute_sin"])
+
+
+def test_scaler_roundtrip_and_nan():
+    x = np.array([[1.0, np.nan], [3.0, 2.0], [5.0, 4.0]])
+    sc = FeatureScaler().fit(x)
+    out = sc.transform(x)
+    assert out[0, 1] == 0.0 and out.dtype == np.float32
+    np.testing.assert_allclose(FeatureScaler.from_state(sc.state_dict()).inverse_transform(out[1:]), x[1:], rtol=1e-6)
+
+
+def test_sampler_shards_disjointly_with_equal_lengths(monkeypatch):
+    ends = np.arange(103)
+    shards = []
+    for rank in range(2):
+        s = WindowBatchSampler(ends, 10, shuffle=True, seed=1, shard=True)
+        monkeypatch.setattr(s, "_rank_world", lambda r=rank: (r, 2))
+        s.set_epoch(3)
+        shards.append(np.concatenate(list(s)))
+    assert len(shards[0]) == len(shards[1]) == 52
+    assert len(set(shards[0]) | set(shards[1])) == 103  # everything covered (one row repeated as padding)
+    s = WindowBatchSampler(ends, 10, shuffle=True, seed=1)
+    s.set_epoch(0)
+    first = np.concatenate(list(s))
+    s.set_epoch(1)
+    assert not np.array_equal(first, np.concatenate(list(s)))  # reshuffled per epoch
