@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PERIODS ?= 1h,4h,1d
+EXPERTS ?= Alpha-Dir-TFT Risk-TFT Derivatives-Micro-TFT
+# A short CPU run per expert (1h/base); drop these limits for a real training run.
+DEMO_TRAIN ?= --set training.max_epochs=2 --set training.limit_train_batches=20 --set training.limit_val_batches=10
 
 .PHONY: install demo test lint bench clean-data
 
@@ -19,6 +22,10 @@ install: $(STAMP)
 demo: install
 	$(PY) src/build_full_merged.py --periods $(PERIODS)
 	$(PY) -m src.fuse_fundamentals --config pipelines/configs/fuse_fundamentals.yaml
+	for e in $(EXPERTS); do \
+	  $(PY) train_multi_tft.py --config configs/experts/$$e/1h/base/model_config.yaml $(DEMO_TRAIN) || exit 1; \
+	done
+	$(PY) scripts/experts_cli.py list
 
 lint: install
 	$(PY) -m ruff check .
@@ -29,6 +36,7 @@ test: lint
 bench: install
 	$(PY) bench/bench_indicators.py
 	$(PY) bench/bench_fusion.py
+	$(PY) bench/bench_training.py
 
 clean-data:
 	rm -rf data/raw data/merged data/pkl_merged data/crypto_targeted_and_indicated
