@@ -119,7 +119,8 @@ def throughput(args: argparse.Namespace) -> None:
     r_ours, r_pf = _rate(ours, args.batches), _rate(pf, min(args.batches, 20))
     print(f"frame: {args.symbols} symbols x {args.bars} bars x {args.features} features, encoder {args.encoder}, "
           f"batch {args.batch}")
-    print(f"(a) dataset  samples/s  ours {r_ours:12,.0f}   pytorch-forecasting {r_pf:10,.0f}   ratio {r_ours / r_pf:8.1f}x")
+    print(f"(a) dataset  samples/s  ours {r_ours:12,.0f}   pytorch-forecasting {r_pf:10,.0f}   "
+          f"ratio {r_ours / r_pf:8.1f}x")
     torch.manual_seed(0)
     mine = MyTFTModule(make_spec(leaf, data))
     stock = TemporalFusionTransformer.from_dataset(
@@ -127,8 +128,9 @@ def throughput(args: argparse.Namespace) -> None:
         loss=QuantileLoss([0.1, 0.5, 0.9]), learning_rate=1e-3)
     t_ours = _train_rate(mine, ours, args.steps)
     t_pf = _train_rate(stock, pf, args.steps)
-    print(f"(b) training samples/s  ours {t_ours:12,.0f}   pytorch-forecasting {t_pf:10,.0f}   ratio {t_ours / t_pf:8.2f}x"
-          f"   ({args.steps} steps each, same sizes: hidden 32, heads 4, hidden_continuous 8)")
+    print(f"(b) training samples/s  ours {t_ours:12,.0f}   pytorch-forecasting {t_pf:10,.0f}   "
+          f"ratio {t_ours / t_pf:8.2f}x   ({args.steps} steps each, same sizes: hidden 32, heads 4, "
+          f"hidden_continuous 8)")
 
 
 def quality(args: argparse.Namespace) -> None:

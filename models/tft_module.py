@@ -274,7 +274,14 @@ class MyTFTModule(L.LightningModule):
         for key, total in self._imp.items():
             for var, w in zip(names[key], (total / max(self._imp_n, 1)).tolist(), strict=True):
                 rows.append({"kind": key.split("_")[0], "variable": var, "importance": w})
-        return pd.DataFrame(rows).sort_values(["kind", "importance"], ascending=[True, False])
+        frame = pd.DataFrame(rows, columns=["kind", "variable", "importance"])
+        return frame.sort_values(["kind", "importance"], ascending=[True, False])
+
+    def on_fit_end(self) -> None:
+        """Write ``tft_gating.csv`` into the log dir (inside the worker process under ddp_spawn)."""
+        logger_ = self.trainer.logger
+        if self.trainer.is_global_zero and logger_ is not None and logger_.log_dir:
+            self.export_gating(Path(logger_.log_dir) / "tft_gating.csv")
 
     def export_gating(self, path: str | Path) -> Path:
         """Write :meth:`importances` as CSV."""

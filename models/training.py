@@ -179,14 +179,27 @@ def run(leaf: Leaf, init_from: InitFrom = None) -> RunResult:
     trainer.fit(module, make_loader(data, "train", t.batch_size, True, leaf.model.seed, t.num_workers),
                 make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers), ckpt_path=ckpt_path)
     log_dir = Path(trainer.logger.log_dir)
+    best_path, best_score = _checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
     if trainer.is_global_zero:
-        module.export_gating(log_dir / "tft_gating.csv")
-        best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
         val_loss = trainer.callback_metrics.get("val_loss")
-        write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best,
+        write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best_score,
                             float(val_loss) if val_loss is not None else None)
-    return RunResult(ckpt.best_model_path, ckpt.last_model_path, float(ckpt.best_model_score)
-                     if ckpt.best_model_score is not None else None, monitor, trainer.current_epoch, str(log_dir))
+    return RunResult(best_path, str((leaf.ckpt_dir / "last.ckpt").resolve()), best_score, monitor,
+                     trainer.current_epoch, str(log_dir))
+
+
+def _checkpoint_outcome(last: Path) -> tuple[str, float | None]:
+    """Best checkpoint path and score, read from ``last.ckpt``'s ModelCheckpoint state.
+
+    Read from disk rather than from the callback object because under ``ddp_spawn`` training runs in
+    worker processes and the parent's callback never sees the updates.
+    """
+    if not last.is_file():
+        return "", None
+    callbacks = torch.load(last, map_location="cpu", weights_only=False).get("callbacks", {})
+    state = next((v for k, v in callbacks.items() if k.startswith("ModelCheckpoint")), {})
+    score = state.get("best_model_score")
+    return state.get("best_model_path", ""), float(score) if score is not None else None
 
 
 def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
