@@ -26,6 +26,7 @@ from src.market_calendar import Calendar, assign_time_idx, detect_calendar
 from src.market_data import discover_raw, infer_period, load_price_bars, period_delta, resample_ohlcv
 from src.merging import merged_main
 from src.synthetic_market import MarketSpec, generate
+from utils.cli import guarded
 from utils.config import from_mapping, load_config
 from utils.errors import DataError, ProjectError
 from utils.logging_setup import configure_logging
@@ -129,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        build(_load(args))
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
+    return guarded(lambda: build(_load(args)))
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ from src.market_data import (
     load_metrics,
     period_delta,
 )
+from utils.cli import guarded
 from utils.config import from_mapping, load_config
-from utils.errors import ConfigError, DataError, ProjectError
+from utils.errors import ConfigError, DataError
 from utils.io import atomic_dir, write_csv
 
 logger = logging.getLogger(__name__)
@@ -549,13 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        experts = [e.strip() for e in args.experts.split(",")] if args.experts else None
-        run_with_config(args.config, experts)
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
+    experts = [e.strip() for e in args.experts.split(",")] if args.experts else None
+    return guarded(run_with_config, args.config, experts)
 
 
 if __name__ == "__main__":

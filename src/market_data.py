@@ -390,24 +390,30 @@ def load_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None) -> 
 # --------------------------------------------------------------------------- fundamentals
 
 
-def load_funding(files: Iterable[str | Path]) -> pd.DataFrame:
-    """Binance ``fundingRate`` files -> ``timestamp`` (settlement), ``funding_rate``, ``funding_interval_hours``."""
+def _load_timed(files: Iterable[str | Path], time_col: str, values: dict[str, str], required: list[str],
+                layout: str, step: pd.Timedelta | None = None) -> pd.DataFrame:
+    """Read headed CSV/zip files with a time column and numeric value columns (renamed per ``values``)."""
     parts = []
     for path in sorted(map(Path, files)):
         for frame, source, line in read_raw_table(path, header=True):
             frame = frame.rename(columns=str.lower)
-            _require(frame, ["calc_time", "last_funding_rate"], source, "Expected Binance fundingRate layout.")
-            part = pd.DataFrame({
-                "timestamp": _parse_time(frame, "calc_time", source, line),
-                "funding_rate": _numeric(frame, "last_funding_rate", source, line).to_numpy(),
-            })
-            if "funding_interval_hours" in frame.columns:
-                part["funding_interval_hours"] = _numeric(frame, "funding_interval_hours", source, line).to_numpy()
+            _require(frame, [time_col, *required], source, f"Expected the Binance {layout} layout.")
+            part = pd.DataFrame({"timestamp": _parse_time(frame, time_col, source, line)})
+            for src, dst in values.items():
+                if src in frame.columns:
+                    part[dst] = _numeric(frame, src, source, line).to_numpy()
             parts.append(part)
     if not parts:
-        raise DataError("no funding files given")
-    out, _ = clean_bars(pd.concat(parts, ignore_index=True), "funding", step=pd.Timedelta("8h"))
+        raise DataError(f"no {layout} files given")
+    out, _ = clean_bars(pd.concat(parts, ignore_index=True), layout, step=step)
     return out
+
+
+def load_funding(files: Iterable[str | Path]) -> pd.DataFrame:
+    """Binance ``fundingRate`` files -> ``timestamp`` (settlement), ``funding_rate``, ``funding_interval_hours``."""
+    return _load_timed(files, "calc_time", {"last_funding_rate": "funding_rate",
+                                            "funding_interval_hours": "funding_interval_hours"},
+                       ["last_funding_rate"], "fundingRate", step=pd.Timedelta("8h"))
 
 
 _METRIC_VALUES = [
@@ -418,19 +424,7 @@ _METRIC_VALUES = [
 
 def load_metrics(files: Iterable[str | Path]) -> pd.DataFrame:
     """Binance ``metrics`` files -> ``timestamp`` (snapshot time) and the numeric metric columns."""
-    parts = []
-    for path in sorted(map(Path, files)):
-        for frame, source, line in read_raw_table(path, header=True):
-            frame = frame.rename(columns=str.lower)
-            _require(frame, ["create_time", "sum_open_interest"], source, "Expected Binance metrics layout.")
-            part = pd.DataFrame({"timestamp": _parse_time(frame, "create_time", source, line)})
-            for col in (c for c in _METRIC_VALUES if c in frame.columns):
-                part[col] = _numeric(frame, col, source, line).to_numpy()
-            parts.append(part)
-    if not parts:
-        raise DataError("no metrics files given")
-    out, _ = clean_bars(pd.concat(parts, ignore_index=True), "metrics")
-    return out
+    return _load_timed(files, "create_time", {c: c for c in _METRIC_VALUES}, ["sum_open_interest"], "metrics")
 
 
 def load_daily_series(path: str | Path) -> pd.DataFrame:
