@@ -115,12 +115,9 @@ def _warm_source(leaf: Leaf) -> Path:
     if src.suffix == ".ckpt":
         path = src
     else:
-        source_leaf = load_leaf(src)
-        if ws.checkpoint == "last":
-            path = source_leaf.ckpt_dir / "last.ckpt"
-        else:
-            best = [p for p in source_leaf.ckpt_dir.glob("epoch*.ckpt")]
-            path = max(best, key=lambda p: p.stat().st_mtime) if best else source_leaf.ckpt_dir / "last.ckpt"
+        last = load_leaf(src).ckpt_dir / "last.ckpt"
+        best, _ = _checkpoint_outcome(last)
+        path = last if ws.checkpoint == "last" or not best else Path(best)
     if not path.is_file():
         raise ConfigError(f"warm start: checkpoint {path} not found; train the source leaf first")
     return path

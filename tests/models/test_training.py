@@ -147,3 +147,12 @@ def test_ddp_two_cpu_processes(tmp_path, small_panel):
     ckpt = _ckpt(out["last"])
     assert ckpt["global_step"] == 3  # each rank ran its own 3 batches in lockstep
     assert list(tmp_path.glob("lightning_logs/experts/Test-TFT/1h/base/tft/version_*/tft_gating.csv"))
+
+
+def test_warm_source_best_is_the_recorded_best_checkpoint(leaf_path, tmp_path):
+    from models.training import _warm_source
+
+    result = run(load_leaf(leaf_path, ["training.max_epochs=2", "training.save_top_k=2"]))
+    rich = load_leaf(write_leaf(tmp_path, load_leaf(leaf_path).model.data.path, modality="rich"),
+                     [f"weights.warm_start.source={leaf_path}"])
+    assert str(_warm_source(rich)) == result.best_model_path and result.best_model_path.endswith(".ckpt")
