@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -54,6 +55,13 @@ def monitor_for(leaf: Leaf) -> tuple[str, str]:
         if t.kind == "classification":
             return f"val_{t.name}_ap@{period}", "max"
     return f"val_{leaf.targets.targets[0].name}_rmse@{period}", "min"
+
+
+def trainer_is_rank_zero() -> bool:
+    """True outside DDP workers (the launcher process or rank 0)."""
+    import os
+
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def make_spec(leaf: Leaf, data: WindowData) -> dict:
@@ -123,6 +131,23 @@ def _warm_source(leaf: Leaf) -> Path:
     return path
 
 
+def archive_previous_run(ckpt_dir: Path) -> Path | None:
+    """Move an earlier run's checkpoints and summary to ``ckpt_dir/archive/<UTC time>/``.
+
+    A fresh run must own ``last.ckpt`` (resume and warm start read it); Lightning would otherwise write
+    ``last-v1.ckpt`` beside the old one. Nothing is deleted.
+    """
+    old = [p for p in ckpt_dir.glob("*.ckpt")] + [p for p in ckpt_dir.glob("stage_summary.json")]
+    if not old:
+        return None
+    dest = ckpt_dir / "archive" / pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
+    dest.mkdir(parents=True)
+    for path in old:
+        path.rename(dest / path.name)
+    logger.info("previous run's checkpoints moved to %s", dest)
+    return dest
+
+
 def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: list[str]) -> dict[str, list[str]]:
     """Copy parameters whose name and shape match (and whose name starts with a ``transfer`` prefix).
 
@@ -165,9 +190,11 @@ def run(leaf: Leaf, init_from: InitFrom = None) -> RunResult:
         _check_same_architecture(leaf, spec, last)
         ckpt_path = str(last)
     module = MyTFTModule(spec)
-    if init_from == "warm":
+    if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
         ws = leaf.weights.warm_start
         warm_start(module, _warm_source(leaf), ws.transfer, ws.freeze)
+    if init_from != "resume" and trainer_is_rank_zero():
+        archive_previous_run(leaf.ckpt_dir)
     monitor, mode = monitor_for(leaf)
     trainer, ckpt = _trainer(leaf, monitor, mode)
     t = leaf.model.training

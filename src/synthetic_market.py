@@ -375,6 +375,9 @@ def _oracle(spec: MarketSpec, lat: _Latent, names: list[str], exists: np.ndarray
     Horizon 1 is exact under the generator. Longer horizons sum each driver's expected
     contribution with its persistence (``_PERSIST``) and use a normal approximation with
     variance ``h * sigma^2``; both facts are recorded in ``ground_truth.json``.
+
+    ``sigma_h1`` and ``drift_h1_<driver>`` (each driver's share of the next bar's expected log
+    return) let a stage compute the oracle restricted to the drivers its data can observe.
     """
     n, _ = lat.mu.shape
     nxt = slice(1, None)
@@ -395,6 +398,8 @@ def _oracle(spec: MarketSpec, lat: _Latent, names: list[str], exists: np.ndarray
         valid = np.arange(n)[:, None] + h < n
         out[f"exp_logreturn_h{h}"] = np.where(valid, mean, np.nan)
         out[f"prob_up_h{h}"] = np.where(valid, prob, np.nan)
+    out["sigma_h1"] = sig1
+    out.update({f"drift_h1_{c}": sig1 * v for c, v in comp1.items()})
     out["timestamp"] = np.repeat(lat.times.to_numpy()[:, None], len(names), axis=1)
     frame = pd.DataFrame({key: val[exists] for key, val in out.items()})
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
@@ -431,6 +436,7 @@ def _ground_truth(spec: MarketSpec, names: list[str], listed_from: list[int], ex
              "coef_sigma": -K_REV * s, "active_in": "range"},
         ],
         "oracle": {"file": "oracle.parquet", "horizons_hours": list(spec.horizons),
+                   "components": "sigma_h1 and drift_h1_<driver> for " + ", ".join(_PERSIST),
                    "method": "h=1 exact Student-t probability; h>1 persistence-weighted drift sum with a "
                              "normal approximation, variance h*sigma^2",
                    "timestamp": "bar open time; the horizon starts at that bar's close"},

@@ -156,3 +156,13 @@ def test_warm_source_best_is_the_recorded_best_checkpoint(leaf_path, tmp_path):
     rich = load_leaf(write_leaf(tmp_path, load_leaf(leaf_path).model.data.path, modality="rich"),
                      [f"weights.warm_start.source={leaf_path}"])
     assert str(_warm_source(rich)) == result.best_model_path and result.best_model_path.endswith(".ckpt")
+
+
+def test_fresh_run_archives_the_previous_one(leaf_path):
+    leaf = load_leaf(leaf_path)
+    first = run(leaf)
+    second = run(leaf)
+    assert not list(leaf.ckpt_dir.glob("last-v*.ckpt"))  # the new run owns last.ckpt
+    archived = list((leaf.ckpt_dir / "archive").glob("*/last.ckpt"))
+    assert len(archived) == 1 and _ckpt(archived[0])["global_step"] == _ckpt(first.last_model_path)["global_step"]
+    assert second.best_model_path.startswith(str(leaf.ckpt_dir.resolve()))

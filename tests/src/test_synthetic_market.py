@@ -115,6 +115,16 @@ def test_planted_funding_driver_is_in_the_published_files(year_market):
     assert np.corrcoef(ext[ok], nxt[ok])[0, 1] < -0.03
 
 
+def test_oracle_components_add_up(small_market):
+    o = small_market.oracle.dropna()
+    drift = o[[c for c in o.columns if c.startswith("drift_h1_")]].sum(axis=1)
+    np.testing.assert_allclose(drift, o["exp_logreturn_h1"], rtol=1e-9, atol=1e-15)
+    from scipy import stats
+
+    prob = stats.t.cdf(o["exp_logreturn_h1"] / o["sigma_h1"] * np.sqrt(2.0), df=4.0)
+    np.testing.assert_allclose(prob, o["prob_up_h1"], rtol=1e-9)
+
+
 def test_zero_strength_means_coin_flip_oracle():
     m = simulate(MarketSpec(n_symbols=2, days=30, strength=0.0))
     assert np.allclose(m.oracle["prob_up_h1"].dropna(), 0.5)
