@@ -234,6 +234,11 @@ class MyTFTModule(L.LightningModule):
             self.log(f"train/loss_{name}", c, batch_size=bs)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        """Importances describe the latest validation pass only (not the sanity check or earlier epochs)."""
+        self._imp, self._imp_n = {}, 0
+        self._val.clear()
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Accumulate predictions, targets and variable-selection weights."""
         out = self(batch)
