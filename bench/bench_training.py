@@ -154,7 +154,8 @@ def evaluate_quality(leaf, ckpt: str, epochs_note: str) -> None:
     rows = data.splits["val"]
     y = data.y_raw[rows, 0]
     table = pd.read_parquet(leaf.model.data.path, columns=["symbol", "period", "timestamp"])
-    table = table[table.period == "1h"].sort_values(["symbol", "timestamp"]).reset_index(drop=True).iloc[rows]
+    table = table[table.period == leaf.model.period].sort_values(["symbol", "timestamp"])
+    table = table.reset_index(drop=True).iloc[rows]
     oracle = table.merge(pd.read_parquet("data/raw/oracle.parquet"), on=["symbol", "timestamp"], how="left")
     seen = _observable_drivers(data.features)
     drift = oracle[[f"drift_h1_{d}" for d in seen]].sum(axis=1)
@@ -173,11 +174,11 @@ def evaluate_quality(leaf, ckpt: str, epochs_note: str) -> None:
 
 
 def quality(args: argparse.Namespace) -> None:
-    """Part (c): train (unless ``--eval-only``) and evaluate the Alpha-Dir-TFT 1h/base leaf."""
+    """Part (c): train (unless ``--eval-only``) and evaluate a leaf (default Alpha-Dir-TFT 1h/base)."""
     from models.leaf_config import load_leaf
     from models.training import run
 
-    config = "configs/experts/Alpha-Dir-TFT/1h/base/model_config.yaml"
+    config = args.leaf_config
     overrides = [f"training.max_epochs={args.epochs}", "training.early_stopping_patience=null"]
     overrides += [f"training.limit_train_batches={args.limit}"] * (args.limit is not None)
     leaf = load_leaf(config, overrides)
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="train batches per epoch in --quality")
     p.add_argument("--eval-only", metavar="CKPT", help="with --quality: evaluate this checkpoint, no training")
+    p.add_argument("--leaf-config", default="configs/experts/Alpha-Dir-TFT/1h/base/model_config.yaml",
+                   help="with --quality: the leaf to train and score (its first target must be the 1-bar direction)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
