@@ -227,7 +227,12 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     train_end = _boundary(table["timestamp"], m.split.train_end)
     val_end = _boundary(table["timestamp"], m.split.val_end)
     horizon = max(t.horizon for t in leaf.targets.targets)
-    embargo = step * (m.split.embargo_bars if m.split.embargo_bars is not None else horizon)
+    bars = horizon if m.split.embargo_bars is None else m.split.embargo_bars
+    if bars < horizon:
+        logger.warning("%s: split.embargo_bars %d is shorter than the longest target horizon %d; using %d",
+                       leaf.config_path, bars, horizon, horizon)
+        bars = horizon
+    embargo = step * bars
     # A sample's targets reach horizon bars past t: keep them inside their own span (purge).
     reach = ts + step * horizon
     in_train = reach < train_end
