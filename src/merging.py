@@ -7,12 +7,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from src.generate_targets_auto import TARGETED_DIR
 from utils.errors import DataError
-from utils.io import write_csv, write_parquet, write_pickle
+from utils.io import read_csv_fast, write_csv, write_parquet, write_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +20,7 @@ ID_COLUMNS = ["symbol", "period", "timestamp", "time_idx", "gap_before"]
 
 
 def _read_period_file(path: Path) -> pd.DataFrame:
-    table = pacsv.read_csv(path)
-    # A column that is empty in this file (a long-window feature on a short history) is read
-    # as Arrow's null type; keep it numeric so the merged column stays float64.
-    for i, fld in enumerate(table.schema):
-        if pa.types.is_null(fld.type):
-            table = table.set_column(i, fld.name, table.column(i).cast(pa.float64()))
-    frame = table.to_pandas()
+    frame = read_csv_fast(path)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     return frame
 

@@ -232,8 +232,3 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r} must look like key=value")
     key, raw = text.split("=", 1)
     return key.strip(), yaml.safe_load(raw)
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    """Dataclass instance to a plain dict (for snapshots and checkpoints)."""
-    return dataclasses.asdict(obj)

@@ -99,8 +99,16 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def read_csv_fast(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV with Arrow's multi-threaded reader into pandas."""
-    return pacsv.read_csv(path).to_pandas()
+    """Read a CSV with Arrow's multi-threaded reader into pandas.
+
+    A column that is empty in this file (say a long-window feature on a short history) is read as
+    Arrow's null type; it is cast to float64 so concatenating files keeps numeric columns numeric.
+    """
+    table = pacsv.read_csv(path)
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_null(fld.type):
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.float64()))
+    return table.to_pandas()
 
 
 @contextmanager

@@ -22,6 +22,8 @@ def test_round_trip_and_permissions(tmp_path):
     csv = write_csv(df, tmp_path / "sub" / "x.csv")
     back = read_csv_fast(csv)
     assert back["a"].iloc[0] == 1.5 and pd.isna(back["a"].iloc[1])
+    empty = write_csv(pd.DataFrame({"e": [float("nan")] * 2}), tmp_path / "e.csv")
+    assert read_csv_fast(empty)["e"].dtype == "float64"  # all-empty column stays numeric
     pq = write_parquet(df, tmp_path / "x.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(pq), df)
     mode = stat.S_IMODE(os.stat(write_json({"k": 1}, tmp_path / "x.json")).st_mode)
