@@ -247,3 +247,17 @@ def test_inputs_are_shared_and_cached(small_panel):
     inputs = load_inputs(small_panel["base_csv"], small_panel["raw_dir"])
     one = inputs.symbol_source("funding", "BTCUSDT", pd.Timedelta(0), "funding_rate")
     assert inputs.symbol_source("funding", "BTCUSDT", pd.Timedelta(0), "funding_rate") is one
+
+
+def test_bad_base_panel_and_periods(tmp_path, small_panel):
+    from src.fuse_fundamentals import read_base_panel
+
+    base = pd.read_parquet(small_panel["base_csv"].with_suffix(".parquet"))
+    base.drop(columns=["close"]).to_parquet(tmp_path / "a.parquet")
+    with pytest.raises(DataError, match=r"a\.csv: base panel lacks column\(s\) \['close'\]"):
+        read_base_panel(tmp_path / "a.csv")
+    pd.concat([base, base.iloc[:2]]).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DataError, match=r"2 duplicated \(symbol, period, timestamp\) rows, first BTCUSDT 1h"):
+        read_base_panel(tmp_path / "b.csv")
+    with pytest.raises(ConfigError, match=r"key 'periods' = \['1h', '2h'\]: \['2h'\] not in the base panel"):
+        _fuse(small_panel, tmp_path / "p", periods=["1h", "2h"])
