@@ -96,8 +96,9 @@ class TFTNet(nn.Module):
         self.post_attn = GateAddNorm(hidden, dropout=dropout)
         self.pos_ff = GatedResidualNetwork(hidden, hidden, hidden, dropout)
         self.pre_out = GateAddNorm(hidden, dropout=None)
-        self.heads = nn.Linear(hidden, n_targets * n_quantiles)
-        self.n_targets, self.n_quantiles = n_targets, n_quantiles
+        # one linear head per target: weights [target, hidden, quantile]
+        self.head_w = nn.Parameter(torch.randn(n_targets, hidden, n_quantiles) / math.sqrt(hidden))
+        self.head_b = nn.Parameter(torch.zeros(n_targets, n_quantiles))
 
     def _static(self, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = torch.stack([self.sym_emb(cat[:, 0]), self.per_emb(cat[:, 1])], dim=1)  # [B, 2, H]
@@ -124,9 +125,8 @@ class TFTNet(nn.Module):
         out = self.post_attn(att, q)
         out = self.pre_out(self.pos_ff(out), seq[:, n_enc:])
         steps = torch.as_tensor(self.head_steps, device=out.device)
-        picked = out[:, steps]  # [B, T, H]: each target reads the step at its horizon
-        raw = self.heads(picked).view(out.shape[0], self.n_targets, self.n_targets, self.n_quantiles)
-        pred = torch.diagonal(raw, dim1=1, dim2=2).permute(0, 2, 1)  # target k's head on its own step
+        picked = out[:, steps]  # [B, T, H]: each target reads the decoder step at its horizon
+        pred = torch.einsum("bth,thq->btq", picked, self.head_w) + self.head_b
         return {"pred": pred, "encoder_weights": enc_w, "decoder_weights": dec_w, "static_weights": static_w,
                 "attention": att_w}
 

@@ -50,7 +50,7 @@ def monitor_for(leaf: Leaf) -> tuple[str, str]:
     period = leaf.model.period
     if leaf.model.training.monitor != "auto":
         name = leaf.model.training.monitor
-        return name, "max" if name.endswith(f"_ap@{period}") or "_ap" in name else "min"
+        return name, "max" if "_ap" in name else "min"
     for t in leaf.targets.targets:
         if t.kind == "classification":
             return f"val_{t.name}_ap@{period}", "max"

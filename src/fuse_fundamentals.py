@@ -166,12 +166,11 @@ class _Fused:
     audit: list[dict]
 
 
-def _symbol_groups(base: pd.DataFrame, ds: DatasetConfig, inputs: FusionInputs, lags: PublicationLagHours,
-                   stale: MaxStalenessHours, out: _Fused) -> None:
+def _symbol_groups(base: pd.DataFrame, decision: np.ndarray, ds: DatasetConfig, inputs: FusionInputs,
+                   lags: PublicationLagHours, stale: MaxStalenessHours, out: _Fused) -> None:
     symbol_groups, _ = ds.groups()
     if not symbol_groups:
         return
-    decision = _decision_ns(base)
     for symbol, rows in base.groupby("symbol", sort=True).indices.items():
         joined: dict[str, pd.DataFrame] = {}
         for group in symbol_groups:
@@ -194,10 +193,9 @@ def _symbol_groups(base: pd.DataFrame, ds: DatasetConfig, inputs: FusionInputs, 
                 out.columns.setdefault(col, np.full(len(base), np.nan))[rows] = block[col].to_numpy()
 
 
-def _global_groups(base: pd.DataFrame, ds: DatasetConfig, inputs: FusionInputs, lags: PublicationLagHours,
+def _global_groups(decision: np.ndarray, ds: DatasetConfig, inputs: FusionInputs, lags: PublicationLagHours,
                    stale: MaxStalenessHours, stems: dict[str, str], out: _Fused) -> None:
     _, global_groups = ds.groups()
-    decision = _decision_ns(base)
     for group in global_groups:
         src = inputs.global_source(group, _hours(getattr(lags, group)), stems)
         joined, stale_rows = fu.asof_join(decision, src, _hours(getattr(stale, group)))
@@ -213,8 +211,9 @@ def compute_fused(base: pd.DataFrame, ds: DatasetConfig, inputs: FusionInputs, l
                   stale: MaxStalenessHours, stems: dict[str, str]) -> _Fused:
     """Fused columns (aligned with ``base``'s rows), their groups, staleness counts and source audits."""
     out = _Fused(columns={}, groups={}, stale=np.zeros(len(base), dtype=np.int64), audit=[])
-    _symbol_groups(base, ds, inputs, lags, stale, out)
-    _global_groups(base, ds, inputs, lags, stale, stems, out)
+    decision = _decision_ns(base)
+    _symbol_groups(base, decision, ds, inputs, lags, stale, out)
+    _global_groups(decision, ds, inputs, lags, stale, stems, out)
     clash = [c for c in out.columns if c in base.columns]
     if clash:
         raise DataError(f"fused column(s) {clash} already exist in the base panel {inputs.base_path}")
