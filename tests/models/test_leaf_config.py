@@ -69,3 +69,34 @@ def test_unknown_feature(leaf_path):
     leaf = load_leaf(leaf_path, ["features.include=[ret_1, not_a_column]"])
     with pytest.raises(DataError, match=r"feature\(s\) \['not_a_column'\] are not numeric columns"):
         build_window_data(leaf)
+
+
+@pytest.mark.parametrize(("override", "pattern"), [
+    ("model.quantiles=[0.1, 0.9]", r"key 'model\.quantiles' = \[0\.1, 0\.9\]: must be increasing and include 0\.5"),
+    ("split.train_end=0.9", r"key 'split' = 0\.9, 0\.8: need 0 < train_end < val_end <= 1"),
+    ("weights.loss_weights={target_binarytrend: -1.0}", r"key 'loss_weights' = \{'target_binarytrend': -1\.0\}"),
+    ("targets.targets=[]", r"key 'targets' = \[\]: list at least one target"),
+])
+def test_cross_field_checks(leaf_path, override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_leaf(leaf_path, [override])
+
+
+def test_data_and_feature_file_errors(leaf_path, tmp_path):
+    with pytest.raises(DataError, match=r"leaf data file not found: .*nope\.parquet"):
+        build_window_data(load_leaf(leaf_path, [f"data.path={tmp_path / 'nope.parquet'}"]))
+    with pytest.raises(DataError, match=r"features\.selected_features_file not found"):
+        build_window_data(load_leaf(leaf_path, ["features.selected_features_file=missing.txt"]))
+    leaf = load_leaf(leaf_path, ["features.exclude=[ret_1, ret_4, rv_24, rsi_14, bb_pctb, volume_z_48, hour_sin]"])
+    with pytest.raises(DataError, match=r"the feature rules select no column"):
+        build_window_data(leaf)
+    (tmp_path / "sel.txt").write_text("# chosen\nret_1\nrsi_14\n")
+    data = build_window_data(load_leaf(leaf_path, [f"features.selected_features_file={tmp_path / 'sel.txt'}",
+                                                   "features.include=[]"]))
+    assert data.features == ["ret_1", "rsi_14"]
+
+
+def test_symbols_unknown_to_checkpoint(leaf_path):
+    leaf = load_leaf(leaf_path)
+    with pytest.raises(DataError, match=r"symbols \['BTCUSDT', 'SOLUSDT'\] unknown to the checkpoint"):
+        build_window_data(leaf, categories={"symbol": ["ETHUSDT"], "period": ["1h"]})

@@ -166,3 +166,9 @@ def test_fresh_run_archives_the_previous_one(leaf_path):
     archived = list((leaf.ckpt_dir / "archive").glob("*/last.ckpt"))
     assert len(archived) == 1 and _ckpt(archived[0])["global_step"] == _ckpt(first.last_model_path)["global_step"]
     assert second.best_model_path.startswith(str(leaf.ckpt_dir.resolve()))
+
+
+def test_warm_source_without_checkpoint(leaf_path, tmp_path):
+    other = write_leaf(tmp_path, load_leaf(leaf_path).model.data.path, expert="Untrained-TFT")
+    with pytest.raises(ConfigError, match=r"warm start: checkpoint .*last\.ckpt not found; train the source leaf"):
+        run(load_leaf(leaf_path, [f"weights.warm_start.source={other}"]), init_from="warm")

@@ -126,3 +126,9 @@ def test_unknown_config_key(tmp_path, caplog):
     path.write_text("periodz: [1h]\n")
     assert main(["--config", str(path)]) == 2
     assert "unknown key 'periodz'" in caplog.text
+
+
+def test_no_requested_period_can_be_built(tmp_path, caplog):
+    _write_stock_csvs(tmp_path / "raw", "1D", 60)
+    assert main(["--config", str(_config(tmp_path)), "--periods", "1h,4h"]) == 2
+    assert "none of the periods ['1h', '4h'] can be built from the data" in caplog.text

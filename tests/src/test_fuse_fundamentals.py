@@ -261,3 +261,22 @@ def test_bad_base_panel_and_periods(tmp_path, small_panel):
         read_base_panel(tmp_path / "b.csv")
     with pytest.raises(ConfigError, match=r"key 'periods' = \['1h', '2h'\]: \['2h'\] not in the base panel"):
         _fuse(small_panel, tmp_path / "p", periods=["1h", "2h"])
+
+
+def test_more_config_and_source_errors(tmp_path, small_panel, small_market):
+    import shutil
+
+    from src.fuse_config import DatasetConfig, FuseConfig
+    from utils.config import from_mapping
+
+    with pytest.raises(ConfigError, match=r"no_nan_policy scope 'onchain' needs include_global\.onchain: true"):
+        _fuse(small_panel, tmp_path / "a", include_global={}, no_nan_policy={"enabled": True, "scope": "onchain"})
+    with pytest.raises(ConfigError, match=r"key 'extra_field' = '': name the dataset"):
+        from_mapping(DatasetConfig, {"dataset_type": "combined", "extra_field": " "})
+    with pytest.raises(ConfigError, match=r"key 'global_files\.whales': unknown global source"):
+        from_mapping(FuseConfig, {"global_files": {"whales": "x"}})
+    write_market(small_market, tmp_path / "raw")
+    shutil.rmtree(tmp_path / "raw" / "futures" / "um" / "monthly" / "premiumIndexKlines")
+    with pytest.raises(DataError, match=r"global premium requested but no premiumIndexKlines files were found"):
+        _fuse(small_panel, tmp_path / "b", raw_dir=tmp_path / "raw", include_symbol={},
+              include_global={"premium": True})

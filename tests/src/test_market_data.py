@@ -191,3 +191,14 @@ def test_binary_garbage_is_a_data_error(tmp_path):
     path.write_bytes(io.BytesIO(b"timestamp,open\n\"unterminated\n").getvalue())
     with pytest.raises(DataError):
         load_generic_ohlcv(path)
+
+
+def test_period_helpers_errors():
+    from src.market_data import period_delta
+
+    with pytest.raises(DataError, match=r"unknown period '7x'; valid periods"):
+        period_delta("7x")
+    with pytest.raises(DataError, match=r"cannot infer the bar period from fewer than 2 rows"):
+        infer_period(make_bars(1)["timestamp"])
+    with pytest.raises(DataError, match=r"no kline files for XYZ"):
+        load_klines([], "XYZ")

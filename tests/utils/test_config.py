@@ -117,3 +117,27 @@ def test_check_hook_errors_carry_the_source():
     assert from_mapping(WithHook, {"a": 1}).a == 1
     with pytest.raises(ConfigError, match=r"^here: key 'a' too big"):
         from_mapping(WithHook, {"a": 2}, source="here")
+
+
+@pytest.mark.parametrize(("text", "pattern"), [
+    ("name: x\ninner: {layers: 3}\n", r"key 'inner\.layers' = 3: expected a list"),
+    ("name: x\ntags: [1]\n", r"key 'tags' = \[1\]: expected a mapping"),
+    ("name: x\ninner: 5\n", r"key 'inner' = 5: expected a mapping of Inner fields"),
+    ("name: x\ninner: {lr: fast}\n", r"key 'inner\.lr' = 'fast': expected a number"),
+    ("name: 3\n", r"key 'name' = 3: expected a string"),
+    ("- a\n- b\n", r"expected a mapping at '<top>'"),
+])
+def test_type_errors_name_key_and_value(tmp_path, text, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(write(tmp_path, text), Outer)
+
+
+def test_bool_field_and_override_through_scalar(tmp_path):
+    @dataclass
+    class Flags:
+        on: bool = False
+
+    with pytest.raises(ConfigError, match=r"key 'on' = 'yes please': expected true or false"):
+        from_mapping(Flags, {"on": "yes please"})
+    with pytest.raises(ConfigError, match=r"override 'epochs\.x': 'epochs' is not a mapping"):
+        load_config(write(tmp_path, "name: x\nepochs: 3\n"), Outer, {"epochs.x": 1})
