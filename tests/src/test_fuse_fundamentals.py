@@ -280,3 +280,19 @@ def test_more_config_and_source_errors(tmp_path, small_panel, small_market):
     with pytest.raises(DataError, match=r"global premium requested but no premiumIndexKlines files were found"):
         _fuse(small_panel, tmp_path / "b", raw_dir=tmp_path / "raw", include_symbol={},
               include_global={"premium": True})
+
+
+def test_output_validation_messages():
+    from src.fuse_fundamentals import _check_output
+
+    ts = pd.date_range("2024", periods=3, freq="h", tz="UTC")
+    good = pd.DataFrame({"symbol": "A", "period": "1h", "timestamp": ts, "f": [1.0, 2.0, 3.0]})
+    _check_output(good, "X", ["f"])  # passes
+    with pytest.raises(DataError, match=r"dataset X: no rows left"):
+        _check_output(good.iloc[:0], "X", ["f"])
+    with pytest.raises(DataError, match=r"dataset X: duplicated \(symbol, period, timestamp\) rows"):
+        _check_output(pd.concat([good, good.iloc[:1]]), "X", ["f"])
+    with pytest.raises(DataError, match=r"timestamps are not strictly increasing"):
+        _check_output(good.iloc[[0, 2, 1]], "X", ["f"])
+    with pytest.raises(DataError, match=r"infinite values in fused columns"):
+        _check_output(good.assign(f=[1.0, np.inf, 2.0]), "X", ["f"])
