@@ -26,6 +26,7 @@ demo: install
 	  $(PY) train_multi_tft.py --config configs/experts/$$e/1h/base/model_config.yaml $(DEMO_TRAIN) || exit 1; \
 	done
 	$(PY) scripts/experts_cli.py list
+	$(PY) scripts/experts_cli.py summary
 
 lint: install
 	$(PY) -m ruff check .

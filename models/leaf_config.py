@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from src.market_data import PERIODS
-from utils.config import bounded, load_config, parse_override
+from utils.config import bounded, from_mapping, load_config, parse_override
 from utils.errors import ConfigError
 
 KNOWN_FUTURE = ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos"]
@@ -236,6 +236,13 @@ class Leaf:
         """Resolved configuration (stored in checkpoints)."""
         return {"model": dataclasses.asdict(self.model), "targets": dataclasses.asdict(self.targets),
                 "weights": dataclasses.asdict(self.weights), "config_path": str(self.config_path)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<checkpoint>") -> Leaf:
+        """Inverse of :meth:`to_dict` (rebuilds a leaf from a checkpoint's stored configuration)."""
+        return cls(from_mapping(ModelConfig, data["model"], source),
+                   from_mapping(TargetsConfig, data["targets"], source),
+                   from_mapping(WeightsConfig, data["weights"], source), Path(data["config_path"]))
 
 
 def _split_overrides(overrides: list[str] | None) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,16 @@ small network per variable, which dominates the cost with hundreds of inputs.
 One head per target reads the decoder step at the target's horizon: a logit for classification,
 quantiles (P10/P50/P90 by default) for regression. :class:`HybridMultiLoss` weights BCE (or focal)
 and pinball losses per target.
+
+Output contract (``predict_step`` and ``predictions_*.parquet``), per row and target:
+
+* classification: ``score = sigmoid(head_scale * logit + head_bias)`` with ``head_scale = 1/T`` (the
+  temperature fit on validation) and ``head_bias = 0``; ``uncertainty`` and quantiles are NaN;
+* regression: quantiles are de-normalized as ``q = head_scale * q_scaled + head_bias`` (the target
+  scaler's standard deviation and mean); ``score = P50``; ``uncertainty = (Q_hi - Q_lo) / (z_hi - z_lo)``
+  with the outermost configured quantiles and ``z = Phi^-1`` (for P10/P90: ``(P90 - P10) / 2.5631``), the
+  standard deviation of a normal with those quantiles;
+* log-return targets: ``antilog_return = exp(P50) - 1`` and ``future_price = close * exp(P50)``.
 """
 
 from __future__ import annotations
@@ -30,6 +40,17 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 from sklearn.metrics import average_precision_score
 from torch import nn
+
+from metrics.calibration import TemperatureScaler, sigma_from_quantiles
+from models.outputs import (
+    append_calibration_csv,
+    long_frame,
+    reliability_figure,
+    save_figure,
+    utc_stamp,
+    write_predictions,
+)
+from utils.eval_report import eval_report, write_eval_report
 
 logger = logging.getLogger(__name__)
 
@@ -215,8 +236,20 @@ class MyTFTModule(L.LightningModule):
         self.loss_fn = HybridMultiLoss(
             self.kinds, [w["loss_weights"].get(n, 1.0) for n in self.target_names], arch["quantiles"],
             w["focal_gamma"] if w["classification_loss"] == "focal" else None)
-        self.median_idx = arch["quantiles"].index(0.5)
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.quantiles = list(arch["quantiles"])
+        self.median_idx = self.quantiles.index(0.5)
+        # fitted at each validation end; saved in checkpoints with the weights
+        self.register_buffer("temperature", torch.ones(len(targets)))
+        self.is_cls = np.array([k == "classification" for k in self.kinds])
+        self.is_logreturn = np.array([k == "regression" and "logreturn" in n
+                                      for n, k in zip(self.target_names, self.kinds, strict=True)])
+        self.y_scale = np.asarray(spec["scalers"]["targets"]["scale"], dtype=np.float64)
+        self.y_mean = np.asarray(spec["scalers"]["targets"]["mean"], dtype=np.float64)
+        self.versions = spec.get("versions", {})
+        self.predict_split = "val"
+        self.last_outputs: dict[str, str] = {}
+        self._pred: list[dict] = []
+        self._val: list[dict] = []
         self._imp: dict[str, torch.Tensor] = {}
         self._imp_n = 0
 
@@ -240,11 +273,11 @@ class MyTFTModule(L.LightningModule):
         self._val.clear()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate predictions, targets and variable-selection weights."""
+        """Accumulate predictions (on the CPU), targets, identifiers and variable-selection weights."""
         out = self(batch)
         loss, _ = self.loss_fn(out["pred"], batch["target"])
         self.log("val_loss", loss, prog_bar=True, batch_size=batch["target"].shape[0], sync_dist=True)
-        self._val.append((out["pred"].detach().float().cpu(), batch["target"].detach().cpu()))
+        self._val.append(self._cpu_fields(out["pred"], batch))
         for key in ("encoder_weights", "decoder_weights", "static_weights"):
             w = out[key].detach().float()
             w = w.reshape(-1, w.shape[-1]).mean(0).cpu()
@@ -252,24 +285,185 @@ class MyTFTModule(L.LightningModule):
         self._imp_n += 1
 
     def on_validation_epoch_end(self) -> None:
-        """Log ``val_<target>_ap@<period>`` (classification) and ``val_<target>_rmse@<period>`` (regression)."""
+        """Monitor metrics, temperature fit, calibration metrics, eval report and reliability curves.
+
+        Logs ``val_<target>_ap@<period>`` / ``val_<target>_rmse@<period>`` (the monitors) and, outside the
+        sanity check, ``val_ece@<target>``, ``val_brier@<target>``, ``val_temperature@<target>`` (classification)
+        and ``val_cov_p10@<target>``, ``val_cov_p90@<target>``, ``val_pinball@<target>`` (regression).
+        """
         if not self._val:
             return
-        pred = torch.cat([p for p, _ in self._val]).numpy()
-        y = torch.cat([t for _, t in self._val]).numpy()
+        fields = {k: np.concatenate([b[k] for b in self._val]) for k in self._val[0]}
         self._val.clear()
-        scale = np.asarray(self.spec["scalers"]["targets"]["scale"])
+        self._log_monitors(fields["pred"], fields["target"])
+        if self.trainer.sanity_checking:
+            return
+        y_true = self._denormalize(fields["target"])
+        self.fit_temperature(fields["pred"][:, :, 0], y_true)
+        frame = self.prediction_frame(fields, "val")
+        report = eval_report(frame)
+        for _, row in report[report["symbol"] == "ALL"].iterrows():
+            k = self.target_names.index(row["target"])
+            values = ({"ece": row.get("ece"), "brier": row.get("brier"), "temperature": self.temperature[k].item()}
+                      if row["kind"] == "classification" else
+                      {"cov_p10": row.get("cov_p10"), "cov_p90": row.get("cov_p90"), "pinball": row.get("pinball")})
+            for metric, value in values.items():
+                if value is not None and np.isfinite(value):
+                    self.log(f"val_{metric}@{row['target']}", float(value), sync_dist=False)
+        if self.trainer.is_global_zero:
+            self._write_validation_artifacts(frame, report)
+
+    def _log_monitors(self, pred: np.ndarray, y: np.ndarray) -> None:
         for k, (name, kind) in enumerate(zip(self.target_names, self.kinds, strict=True)):
             ok = np.isfinite(y[:, k])
             if not ok.any():
                 continue
             if kind == "classification":
-                value = average_precision_score(y[ok, k], 1 / (1 + np.exp(-pred[ok, k, 0]))) \
-                    if len(np.unique(y[ok, k])) > 1 else float("nan")
+                value = average_precision_score(y[ok, k], pred[ok, k, 0]) if len(np.unique(y[ok, k])) > 1 \
+                    else float("nan")  # AP is rank-based: logits rank like probabilities
                 self.log(f"val_{name}_ap@{self.period}", float(value), sync_dist=False)
             else:
-                err = (pred[ok, k, self.median_idx] - y[ok, k]) * scale[k]
+                err = (pred[ok, k, self.median_idx] - y[ok, k]) * self.y_scale[k]
                 self.log(f"val_{name}_rmse@{self.period}", float(np.sqrt(np.mean(err**2))), sync_dist=False)
+
+    def _write_validation_artifacts(self, frame: pd.DataFrame, report: pd.DataFrame) -> None:
+        """``val_calibration.csv``, ``eval_report_*.csv``, reliability PNG + TensorBoard figure."""
+        log_dir = self._log_dir()
+        epoch = int(self.current_epoch)
+        writer = self._tb_writer()
+        cfg = self.spec["config"]["model"]
+        stamp = getattr(self, "_fit_stamp", None) or utc_stamp()
+        self._fit_stamp = stamp  # one report file per run, rewritten each epoch with the latest one
+        rows = report[report["symbol"] == "ALL"].assign(epoch=epoch, step=int(self.global_step))
+        rows["temperature"] = [self.temperature[self.target_names.index(t)].item() if k == "classification"
+                               else np.nan for t, k in zip(rows["target"], rows["kind"], strict=True)]
+        append_calibration_csv(rows, log_dir / "val_calibration.csv")
+        write_eval_report(report.assign(epoch=epoch), log_dir, cfg["expert"], cfg["period"], stamp, writer,
+                          int(self.global_step), tag="val_eval")
+        if (frame["kind"] == "classification").any():
+            fig = reliability_figure(frame, title=f"{cfg['expert']} {cfg['period']}/{cfg['modality']} "
+                                                  f"validation, epoch {epoch}")
+            if writer is not None:
+                writer.add_figure("val/reliability", fig, global_step=int(self.global_step), close=False)
+            save_figure(fig, log_dir / "reliability" / f"reliability_epoch{epoch:03d}.png")
+
+    def _log_dir(self) -> Path:
+        logger_ = self.trainer.logger if self._trainer is not None else None
+        if logger_ is not None and logger_.log_dir:
+            return Path(logger_.log_dir)
+        m = self.spec["config"]["model"]
+        return Path("lightning_logs/experts") / m["expert"] / m["period"] / m["modality"] / "tft"
+
+    def _tb_writer(self):
+        logger_ = self.trainer.logger if self._trainer is not None else None
+        experiment = getattr(logger_, "experiment", None)
+        return experiment if hasattr(experiment, "add_scalar") else None
+
+    # ---- prediction contract -------------------------------------------------------------------------
+
+    def _cpu_fields(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """Move one batch's outputs and identifiers to the CPU at once (nothing accumulates on the GPU)."""
+        return {
+            "pred": pred.detach().float().cpu().numpy(), "target": batch["target"].detach().float().cpu().numpy(),
+            "static": batch["static_cat"].cpu().numpy(), "time_idx": batch["time_idx"].cpu().numpy(),
+            "timestamp": batch["timestamp"].cpu().numpy(),
+            # float64 prices travel as int64 bits: true-half precision plugins cast floating batch tensors
+            "close": batch["close_bits"].cpu().numpy().view(np.float64),
+        }
+
+    def _denormalize(self, y_scaled: np.ndarray) -> np.ndarray:
+        return y_scaled.astype(np.float64) * self.y_scale + self.y_mean
+
+    def fit_temperature(self, logits: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        """Fit one temperature per classification target on validation logits (NaN: single class, kept 1)."""
+        cls = np.flatnonzero(self.is_cls)
+        if cls.size == 0:
+            return np.array([])
+        names = [self.target_names[k] for k in cls]
+        temps = TemperatureScaler(names).fit(logits[:, cls], y_true[:, cls]).temperatures_
+        for k, t in zip(cls, temps, strict=True):
+            if not np.isfinite(t):
+                logger.warning("%s: temperature undefined (single-class validation labels); using 1",
+                               self.target_names[k])
+            self.temperature[k] = float(t) if np.isfinite(t) else 1.0
+        return temps
+
+    def decode(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Network outputs -> contract arrays ``[n, T]`` (see the module docstring for the formulas)."""
+        pred = fields["pred"].astype(np.float64)
+        n = pred.shape[0]
+        temp = self.temperature.detach().cpu().numpy().astype(np.float64)
+        q = pred * self.y_scale[None, :, None] + self.y_mean[None, :, None]
+        logit = pred[:, :, 0]
+        cls = self.is_cls[None, :]
+        with np.errstate(over="ignore"):
+            prob = 1.0 / (1.0 + np.exp(-logit / temp))
+        lo, hi = self.quantiles[0], self.quantiles[-1]
+        sigma = sigma_from_quantiles(q[:, :, 0], q[:, :, -1], lo, hi) if len(self.quantiles) > 1 \
+            else np.full((n, len(self.kinds)), np.nan)
+        p50 = q[:, :, self.median_idx]
+        logret = self.is_logreturn[None, :]
+        return {
+            "score": np.where(cls, prob, p50), "uncertainty": np.where(cls, np.nan, sigma),
+            "quantiles": np.where(cls[:, :, None], np.nan, q),
+            "head_scale": np.broadcast_to(np.where(self.is_cls, 1.0 / temp, self.y_scale), (n, len(self.kinds))),
+            "head_bias": np.broadcast_to(np.where(self.is_cls, 0.0, self.y_mean), (n, len(self.kinds))),
+            "antilog_return": np.where(logret, np.expm1(p50), np.nan),
+            "future_price": np.where(logret, fields["close"][:, None] * np.exp(p50), np.nan),
+            "y_true": self._denormalize(fields["target"]),
+            "symbol_idx": fields["static"][:, 0], "period_idx": fields["static"][:, 1],
+            "time_idx": fields["time_idx"], "timestamp": fields["timestamp"],
+        }
+
+    def prediction_frame(self, fields: dict[str, np.ndarray], split: str) -> pd.DataFrame:
+        """The long contract frame of accumulated CPU fields."""
+        return long_frame(self.decode(fields), self.target_names, self.kinds, self.quantiles,
+                          self.spec["categories"], self.versions, split)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """Contract outputs of one batch, already on the CPU.
+
+        Returns ``{'score', 'uncertainty', 'meta': {'symbol_idx', 'period_idx', 'time_idx', 'head_scale',
+        'head_bias'}, 'schema_ver', 'data_ver', 'expert_ver', 'train_window_id', 'antilog_return',
+        'future_price'}`` plus ``quantiles`` [B, T, Q], ``y_true`` and ``meta['timestamp']``.
+        """
+        fields = self._cpu_fields(self(batch)["pred"], batch)
+        self._pred.append(fields)
+        d = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.decode(fields).items()}
+        return {
+            "score": d["score"], "uncertainty": d["uncertainty"], "quantiles": d["quantiles"], "y_true": d["y_true"],
+            "meta": {k: d[k] for k in ("symbol_idx", "period_idx", "time_idx", "head_scale", "head_bias",
+                                       "timestamp")},
+            **{k: str(self.versions.get(k, "")) for k in ("schema_ver", "data_ver", "expert_ver", "train_window_id")},
+            "antilog_return": d["antilog_return"], "future_price": d["future_price"],
+        }
+
+    def on_predict_epoch_start(self) -> None:
+        """Start a fresh accumulation."""
+        self._pred = []
+
+    def on_predict_epoch_end(self) -> None:
+        """Write ``predictions_{expert}_{period}_{timestamp}.parquet`` and its eval report into the log dir."""
+        if not self._pred or not self.trainer.is_global_zero:
+            self._pred = []
+            return
+        fields = {k: np.concatenate([b[k] for b in self._pred]) for k in self._pred[0]}
+        self._pred = []
+        frame = self.prediction_frame(fields, self.predict_split)
+        cfg = self.spec["config"]["model"]
+        log_dir, stamp = self._log_dir(), utc_stamp()
+        path = write_predictions(frame, log_dir / "predictions", cfg["expert"], cfg["period"], stamp)
+        report = eval_report(frame).assign(split=self.predict_split)
+        report_path = write_eval_report(report, log_dir, cfg["expert"], cfg["period"], stamp, self._tb_writer(),
+                                        int(self.global_step), tag=f"predict_{self.predict_split}")
+        self.last_outputs = {"predictions": str(path), "eval_report": str(report_path)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints written before calibration existed carry no temperatures: use 1 (uncalibrated)."""
+        state = checkpoint.get("state_dict", {})
+        if "temperature" not in state:
+            logger.warning("checkpoint has no fitted temperatures; probabilities are uncalibrated (T = 1)")
+            state["temperature"] = torch.ones(len(self.target_names))
 
     def importances(self) -> pd.DataFrame:
         """Mean variable-selection weights seen in validation (``tft_gating.csv``)."""

@@ -22,15 +22,19 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from models.leaf_config import Leaf, load_leaf
+from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, make_loader
 from utils.errors import ConfigError, ProjectError
+from utils.io import file_fingerprint
 from utils.stage_summary import write_stage_summary
 
 logger = logging.getLogger(__name__)
 
 InitFrom = Literal["resume", "warm"] | None
 ARCH_KEYS = ("model", "window")
+#: version of the prediction contract (columns and meanings of predictions_*.parquet)
+SCHEMA_VERSION = "1"
 
 
 @dataclass
@@ -43,6 +47,7 @@ class RunResult:
     monitor: str
     epochs: int
     log_dir: str
+    prediction: PredictResult | None = None
 
 
 def monitor_for(leaf: Leaf) -> tuple[str, str]:
@@ -64,6 +69,23 @@ def trainer_is_rank_zero() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
+def versions(leaf: Leaf, data: WindowData) -> dict[str, str]:
+    """Version fields of every prediction; empty ``meta`` entries get derived values.
+
+    ``data_ver``: the first 12 hex digits of the data file's SHA-256; ``train_window_id``: first and
+    last decision bar of the training span (``20240101T0000-20250301T2300``).
+    """
+    meta = leaf.model.meta
+    path = Path(leaf.model.data.path)
+    span = "-".join(pd.Timestamp(t).strftime("%Y%m%dT%H%M") for t in data.train_window)
+    return {
+        "schema_ver": meta.schema_version or SCHEMA_VERSION,
+        "data_ver": meta.data_version or (file_fingerprint(path) if path.is_file() else "in-memory"),
+        "expert_ver": meta.expert_version or "0",
+        "train_window_id": meta.train_window_id or span,
+    }
+
+
 def make_spec(leaf: Leaf, data: WindowData) -> dict:
     """The self-contained description stored in every checkpoint."""
     return {
@@ -71,14 +93,8 @@ def make_spec(leaf: Leaf, data: WindowData) -> dict:
         "targets": [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets],
         "categories": data.categories,
         "scalers": {"features": data.feature_scaler.state_dict(), "targets": data.target_scaler.state_dict()},
+        "versions": versions(leaf, data),
     }
-
-
-def _precision(leaf: Leaf) -> str:
-    p = leaf.model.trainer.precision
-    if p != "auto":
-        return p
-    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
 
 def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -91,7 +107,7 @@ def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheck
     log_root = leaf.log_dir.parent
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator=tr.accelerator, devices=tr.devices, strategy=tr.strategy,
-        num_nodes=tr.num_nodes, precision=_precision(leaf), callbacks=callbacks,
+        num_nodes=tr.num_nodes, precision=precision_for(leaf), callbacks=callbacks,
         logger=TensorBoardLogger(save_dir=str(log_root), name=leaf.log_dir.name),
         log_every_n_steps=t.log_steps, gradient_clip_val=t.gradient_clip_val or None,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
@@ -204,12 +220,17 @@ def run(leaf: Leaf, init_from: InitFrom = None) -> RunResult:
                 make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers), ckpt_path=ckpt_path)
     log_dir = Path(trainer.logger.log_dir)
     best_path, best_score = _checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
+    prediction = None
     if trainer.is_global_zero:
         val_loss = trainer.callback_metrics.get("val_loss")
         write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best_score,
                             float(val_loss) if val_loss is not None else None)
+        # predictions exist without an extra step: the best checkpoint predicts the validation span
+        ckpt = best_path or str(leaf.ckpt_dir / "last.ckpt")
+        best_module, _ = load_expert(ckpt)
+        prediction = predict(best_module, leaf, "val", data=data, log_dir=log_dir, checkpoint=ckpt)
     return RunResult(best_path, str((leaf.ckpt_dir / "last.ckpt").resolve()), best_score, monitor,
-                     trainer.current_epoch, str(log_dir))
+                     trainer.current_epoch, str(log_dir), prediction)
 
 
 def _checkpoint_outcome(last: Path) -> tuple[str, float | None]:
@@ -246,4 +267,7 @@ def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
         return 2
     logger.info("best %s = %s (%s); last: %s", result.monitor, result.best_score, result.best_model_path,
                 result.last_model_path)
+    if result.prediction is not None:
+        logger.info("validation predictions: %s; eval report: %s", result.prediction.predictions,
+                    result.prediction.eval_report)
     return 0

@@ -191,6 +191,7 @@ class WindowData:
     target_scaler: FeatureScaler
     encoder_length: int
     decoder_length: int
+    train_window: tuple[str, str] = ("", "")  # first and last decision bar of the training span
 
 
 def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
@@ -245,8 +246,11 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     enough_history = np.arange(len(table)) - seg >= L - 1
     finite_y = np.isfinite(raw_y).all(axis=1)
     valid = enough_history & finite_y
+    # train/val/test need known targets (loss, calibration); the predict_* spans only need history,
+    # so the latest bars, whose outcomes are not known yet, are predicted too.
     splits = {"train": np.flatnonzero(valid & in_train), "val": np.flatnonzero(valid & in_val),
-              "test": np.flatnonzero(valid & in_test)}
+              "test": np.flatnonzero(valid & in_test), "predict_test": np.flatnonzero(enough_history & in_test),
+              "predict_all": np.flatnonzero(enough_history)}
     if splits["train"].size == 0:
         raise DataError(_no_window_message(leaf, table, targets, enough_history, in_train, train_end))
 
@@ -273,6 +277,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
         known_names=list(m.features.known_future), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
+        train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
     )
 
 
@@ -283,6 +288,10 @@ class WindowDataset(Dataset):
         self.data = data
         self.ends = ends
         self._offsets = torch.arange(-data.encoder_length + 1, 1)
+        self._time_idx = torch.from_numpy(np.array(data.time_idx, dtype=np.int64))  # copies: inputs may be read-only
+        self._timestamp = torch.from_numpy(np.array(data.timestamp, dtype=np.int64))
+        # float64 close prices as int64 bits: precision plugins cast floating batch tensors to half types
+        self._close_bits = torch.from_numpy(np.array(data.close, dtype=np.float64).view(np.int64))
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -297,6 +306,10 @@ class WindowDataset(Dataset):
             "static_cat": d.static[end],
             "target": d.y[end],
             "row": end,
+            # identifiers and the decision bar's close travel with the batch for prediction output
+            "time_idx": self._time_idx[end],
+            "timestamp": self._timestamp[end],
+            "close_bits": self._close_bits[end],
         }
 
 

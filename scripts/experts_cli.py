@@ -6,18 +6,27 @@ Usage::
     python scripts/experts_cli.py train  --expert Alpha-Dir-TFT --leaf 1h/base [--set training.max_epochs=3]
     python scripts/experts_cli.py resume --expert Alpha-Dir-TFT --leaf 1h/base
     python scripts/experts_cli.py warm   --expert Alpha-Dir-TFT --leaf 1h/rich
+    python scripts/experts_cli.py predict --expert Alpha-Dir-TFT --leaf 1h/base [--ckpt best|last|PATH]
+                                          [--split val|test|all]
+    python scripts/experts_cli.py summary   # each trained leaf: latest predictions, eval report, short table
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-from models.leaf_config import load_leaf
+import pandas as pd
+
+from models.leaf_config import Leaf, load_leaf
 from models.training import entry
 from utils.errors import ProjectError
+from utils.eval_report import format_table
 from utils.stage_summary import read_stage_summary
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ROOT = Path("configs/experts")
 
@@ -39,6 +48,56 @@ def list_rows(root: Path = CONFIG_ROOT) -> list[dict]:
     return rows
 
 
+def latest_outputs(leaf: Leaf) -> dict[str, Path | None]:
+    """Newest ``predictions_*.parquet`` and prediction eval report under the leaf's log root."""
+    preds = sorted(leaf.log_dir.glob("version_*/predictions/predictions_*.parquet"), key=lambda p: p.stat().st_mtime)
+    reports = sorted(leaf.log_dir.glob("version_*/eval_report_*.csv"), key=lambda p: p.stat().st_mtime)
+    # a prediction's report shares its file stamp; validation-end reports have none of their own parquet
+    stamps = {p.name.removeprefix("predictions_").removesuffix(".parquet") for p in preds}
+    reports = [r for r in reports if r.name.removeprefix("eval_report_").removesuffix(".csv") in stamps] or reports
+    return {"predictions": preds[-1] if preds else None, "eval_report": reports[-1] if reports else None}
+
+
+def summary(root: Path = CONFIG_ROOT) -> int:
+    """Print, per trained leaf, where its latest predictions and eval report are, and their ALL rows."""
+    shown = 0
+    for path in leaves(root):
+        leaf = load_leaf(path)
+        if not (leaf.ckpt_dir / "last.ckpt").is_file():
+            continue
+        out = latest_outputs(leaf)
+        print(f"== {leaf.model.expert} {leaf.model.period}/{leaf.model.modality}")
+        print(f"   predictions: {out['predictions'] or '- (none yet: scripts/experts_cli.py predict)'}")
+        print(f"   eval report: {out['eval_report'] or '-'}")
+        if out["eval_report"] is not None:
+            table = format_table(pd.read_csv(out["eval_report"]), symbols="ALL")
+            print("   " + table.replace("\n", "\n   "))
+        shown += 1
+    if not shown:
+        print("no trained leaf yet: python train_multi_tft.py --config "
+              "configs/experts/<Expert>/<period>/<modality>/model_config.yaml")
+    return 0
+
+
+def predict_cmd(args: argparse.Namespace) -> int:
+    """``predict``: checkpoint -> predictions parquet + eval report (a new log version of the leaf)."""
+    from models.prediction import load_expert, predict, resolve_checkpoint
+    from utils.logging_setup import configure_logging
+
+    configure_logging(args.verbose)
+    config = CONFIG_ROOT / args.expert / args.leaf / "model_config.yaml"
+    try:
+        ckpt = resolve_checkpoint(load_leaf(config), args.ckpt)
+        module, leaf = load_expert(ckpt)
+        result = predict(module, leaf, args.split, checkpoint=str(ckpt))
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    print(f"predictions: {result.predictions} ({result.rows:,} rows)\neval report: {result.eval_report}")
+    print(format_table(pd.read_csv(result.eval_report), symbols="ALL"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     p = argparse.ArgumentParser(prog="scripts/experts_cli.py", description=__doc__.split("\n")[0])
@@ -49,7 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--expert", required=True)
         sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sp = sub.add_parser("predict", help="write predictions_*.parquet and an eval report from a checkpoint")
+    sp.add_argument("--expert", required=True)
+    sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
+    sp.add_argument("--ckpt", default="best", help="best | last | path to a .ckpt (default best)")
+    sp.add_argument("--split", default="val", choices=["val", "test", "all"])
+    sp.add_argument("-v", "--verbose", action="store_true")
+    sub.add_parser("summary", help="each trained leaf: latest predictions and eval report, short table")
     args = p.parse_args(argv)
+    if args.cmd == "summary":
+        return summary()
     if args.cmd == "list":
         try:
             rows = list_rows()
@@ -65,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         print(f"error: no leaf {args.expert} {args.leaf}: {config} does not exist", file=sys.stderr)
         return 2
+    if args.cmd == "predict":
+        return predict_cmd(args)
     init = {"train": None, "resume": "resume", "warm": "warm"}[args.cmd]
     sets = [f"--set={s}" for s in args.set]
     return entry(["--config", str(config), *sets], init, f"experts_cli.py {args.cmd}")

@@ -139,3 +139,14 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def file_fingerprint(path: str | os.PathLike[str], length: int = 12) -> str:
+    """First ``length`` hex digits of the SHA-256 of a file's bytes (a data version tag)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
