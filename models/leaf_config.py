@@ -56,12 +56,29 @@ class SplitSection:
     train_end: float | str = 0.7
     val_end: float | str = 0.85
     embargo_bars: int | None = bounded(None, ge=0)
+    train_start: str | None = None  # ISO date: training rows start here (rolling walk-forward windows)
+    test_end: str | None = None  # ISO date: the test / predict span stops before it (default: end of data)
 
     def check(self) -> None:
         """Fractions must be ordered and inside (0, 1)."""
         a, b = self.train_end, self.val_end
         if isinstance(a, float) and isinstance(b, float) and not 0 < a < b <= 1:
             raise ConfigError(f"key 'split' = {a}, {b}: need 0 < train_end < val_end <= 1")
+
+
+@dataclass
+class WalkForwardSection:
+    """Walk-forward out-of-fold windows (``experts_cli.py oof``), laid out backwards from the end of the data.
+
+    Window ``k`` of ``n_windows`` predicts one ``oof_days`` block; it validates on the ``val_days`` before that
+    block (minus an embargo) and trains on everything earlier (or the last ``train_days`` when set).
+    """
+
+    n_windows: int = bounded(3, ge=1, le=100)
+    train_days: int | None = bounded(None, ge=1)
+    val_days: int = bounded(30, ge=1)
+    oof_days: int = bounded(60, ge=1)
+    embargo_bars: int | None = bounded(None, ge=0)
 
 
 @dataclass
@@ -153,6 +170,7 @@ class ModelConfig:
     trainer: TrainerSection = field(default_factory=TrainerSection)
     seed: int = 42
     meta: MetaSection = field(default_factory=MetaSection)
+    walk_forward: WalkForwardSection = field(default_factory=WalkForwardSection)
 
     def check(self) -> None:
         """The period must be a known label."""
@@ -219,30 +237,35 @@ class Leaf:
     targets: TargetsConfig
     weights: WeightsConfig
     config_path: Path
+    run_tag: str = ""  # e.g. 'wf00' for walk-forward window 0: its own log and checkpoint folders
 
     @property
     def log_dir(self) -> Path:
-        """TensorBoard root: ``lightning_logs/experts/<expert>/<period>/<modality>/tft``."""
+        """TensorBoard root: ``lightning_logs/experts/<expert>/<period>/<modality>/tft[/<run_tag>]``."""
         m = self.model
-        return Path("lightning_logs/experts") / m.expert / m.period / m.modality / "tft"
+        root = Path("lightning_logs/experts") / m.expert / m.period / m.modality / "tft"
+        return root / self.run_tag if self.run_tag else root
 
     @property
     def ckpt_dir(self) -> Path:
-        """Checkpoints: ``checkpoints/experts/<expert>/<period>/<modality>/tft``."""
+        """Checkpoints: ``checkpoints/experts/<expert>/<period>/<modality>/tft[/<run_tag>]``."""
         m = self.model
-        return Path("checkpoints/experts") / m.expert / m.period / m.modality / "tft"
+        root = Path("checkpoints/experts") / m.expert / m.period / m.modality / "tft"
+        return root / self.run_tag if self.run_tag else root
 
     def to_dict(self) -> dict[str, Any]:
         """Resolved configuration (stored in checkpoints)."""
         return {"model": dataclasses.asdict(self.model), "targets": dataclasses.asdict(self.targets),
-                "weights": dataclasses.asdict(self.weights), "config_path": str(self.config_path)}
+                "weights": dataclasses.asdict(self.weights), "config_path": str(self.config_path),
+                "run_tag": self.run_tag}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<checkpoint>") -> Leaf:
         """Inverse of :meth:`to_dict` (rebuilds a leaf from a checkpoint's stored configuration)."""
         return cls(from_mapping(ModelConfig, data["model"], source),
                    from_mapping(TargetsConfig, data["targets"], source),
-                   from_mapping(WeightsConfig, data["weights"], source), Path(data["config_path"]))
+                   from_mapping(WeightsConfig, data["weights"], source), Path(data["config_path"]),
+                   data.get("run_tag", ""))
 
 
 def _split_overrides(overrides: list[str] | None) -> dict[str, dict[str, Any]]:

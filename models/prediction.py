@@ -85,7 +85,8 @@ def checkpoint_data(module: MyTFTModule, leaf: Leaf, table: pd.DataFrame | None 
 
 
 def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowData | None = None,
-            log_dir: str | Path | None = None, checkpoint: str = "") -> PredictResult:
+            log_dir: str | Path | None = None, checkpoint: str = "", table: pd.DataFrame | None = None,
+            label: str | None = None) -> PredictResult:
     """Predict ``split`` on one device and write the parquet file and eval report.
 
     Parameters
@@ -100,10 +101,14 @@ def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowD
     log_dir : path, optional
         An existing Lightning log dir (``.../tft/version_N``) to write into; default a new version
         under the leaf's log root.
+    table : DataFrame, optional
+        The leaf's data table, if already loaded (else read from the configured path).
+    label : str, optional
+        Value of the ``split`` column (default ``split``; walk-forward blocks use ``oof``).
     """
     if split not in SPLIT_ROWS:
         raise ConfigError(f"--split {split!r}: use one of {list(SPLIT_ROWS)}")
-    data = checkpoint_data(module, leaf) if data is None else data
+    data = checkpoint_data(module, leaf, table) if data is None else data
     rows = data.splits[SPLIT_ROWS[split]]
     if rows.size == 0:
         raise DataError(f"{leaf.config_path}: the {split} span of {leaf.model.data.path} has no window to predict")
@@ -114,7 +119,7 @@ def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowD
         tb = TensorBoardLogger(save_dir=str(log_dir.parent.parent), name=log_dir.parent.name, version=log_dir.name)
     trainer = L.Trainer(accelerator=leaf.model.trainer.accelerator, devices=1, precision=precision_for(leaf),
                         logger=tb, enable_progress_bar=True, use_distributed_sampler=False, enable_model_summary=False)
-    module.predict_split = split
+    module.predict_split = label or split
     loader = make_loader(data, SPLIT_ROWS[split], leaf.model.training.batch_size, False)
     trainer.predict(module, loader, return_predictions=False)
     out = module.last_outputs

@@ -192,10 +192,13 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
     return report
 
 
-def run(leaf: Leaf, init_from: InitFrom = None) -> RunResult:
-    """Train ``leaf`` (from scratch, resumed, or warm-started) and return where the results are."""
+def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = None) -> RunResult:
+    """Train ``leaf`` (from scratch, resumed, or warm-started) and return where the results are.
+
+    ``table`` may pass the leaf's already loaded data table (walk-forward windows share one).
+    """
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
-    data = build_window_data(leaf)
+    data = build_window_data(leaf, table)
     spec = make_spec(leaf, data)
     ckpt_path = None
     if init_from == "resume":

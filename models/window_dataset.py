@@ -237,8 +237,12 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     # A sample's targets reach horizon bars past t: keep them inside their own span (purge).
     reach = ts + step * horizon
     in_train = reach < train_end
+    if m.split.train_start:
+        in_train &= ts >= _boundary(table["timestamp"], m.split.train_start)
     in_val = (ts >= train_end + embargo) & (reach < val_end)
     in_test = ts >= val_end + embargo
+    if m.split.test_end:
+        in_test &= ts < _boundary(table["timestamp"], m.split.test_end)
 
     raw_x = table[features].to_numpy(dtype=np.float64)
     raw_y = table[targets].to_numpy(dtype=np.float64)

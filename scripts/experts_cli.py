@@ -9,6 +9,7 @@ Usage::
     python scripts/experts_cli.py predict --expert Alpha-Dir-TFT --leaf 1h/base [--ckpt best|last|PATH]
                                           [--split val|test|all]
     python scripts/experts_cli.py summary   # each trained leaf: latest predictions, eval report, short table
+    python scripts/experts_cli.py oof --expert Alpha-Dir-TFT --leaf 1h/base [--set walk_forward.n_windows=4]
 """
 
 from __future__ import annotations
@@ -98,6 +99,24 @@ def predict_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def oof_cmd(args: argparse.Namespace, config: Path) -> int:
+    """``oof``: walk-forward windows, each predicting only the span after its training data."""
+    from models.walk_forward import run_walk_forward
+    from utils.logging_setup import configure_logging
+    from utils.mp_start import ensure_spawn_safe
+
+    configure_logging(args.verbose)
+    ensure_spawn_safe()
+    try:
+        results = run_walk_forward(config, args.set)
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    for r in results:
+        print(f"oof predictions: {r.predictions} ({r.rows:,} rows)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     p = argparse.ArgumentParser(prog="scripts/experts_cli.py", description=__doc__.split("\n")[0])
@@ -115,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--split", default="val", choices=["val", "test", "all"])
     sp.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("summary", help="each trained leaf: latest predictions and eval report, short table")
+    sp = sub.add_parser("oof", help="walk-forward training; each window predicts the span after its data")
+    sp.add_argument("--expert", required=True)
+    sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sp.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.cmd == "summary":
         return summary()
@@ -135,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "predict":
         return predict_cmd(args)
+    if args.cmd == "oof":
+        return oof_cmd(args, config)
     init = {"train": None, "resume": "resume", "warm": "warm"}[args.cmd]
     sets = [f"--set={s}" for s in args.set]
     return entry(["--config", str(config), *sets], init, f"experts_cli.py {args.cmd}")

@@ -85,3 +85,31 @@ def small_panel(tmp_path_factory, small_market):
                       merged_pkl=str(root / "pkl" / "full_merged.pkl"))
     build(cfg)
     return {"raw_dir": root / "raw", "base_csv": root / "merged" / "full_merged.csv"}
+
+
+def make_z_table(n_bars: int = 3000, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 0,
+                 identical: bool = False, strength: float = 0.7) -> pd.DataFrame:
+    """A stacking table: a direction target driven by two signals ``a`` and ``b``.
+
+    ``E1`` sees ``a`` (well calibrated); ``E2`` sees the stronger ``b`` but is over-confident (logit x 10),
+    so an equal-weight average is dominated by it and neither expert alone has both signals. With
+    ``identical=True`` both experts report E1's score; ``strength`` is the signals' standard deviation.
+    Columns follow ``pipelines/build_oof_for_z.py``.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    ts = pd.date_range("2024-01-01", periods=n_bars, freq="h", tz="UTC")
+    for sym in symbols:
+        a, b = rng.normal(0, strength, n_bars), rng.normal(0, 1.7 * strength, n_bars)
+        y = (rng.random(n_bars) < 1 / (1 + np.exp(-(a + b)))).astype(float)
+        e1 = 1 / (1 + np.exp(-a))
+        e2 = e1 if identical else 1 / (1 + np.exp(-10 * (b + rng.normal(0, 0.3, n_bars))))
+        frames.append(pd.DataFrame({
+            "symbol": sym, "period": "1h", "time_idx": np.arange(n_bars), "timestamp": ts,
+            "E1__target_binarytrend__score": e1, "E2__target_binarytrend__score": e2,
+            "E1__pred_time": ts + pd.Timedelta(hours=1), "E2__pred_time": ts + pd.Timedelta(hours=1),
+            "E1__train_window_id": "wf00", "E2__train_window_id": "wf00",
+            "regime_vol_level": rng.normal(0.01, 0.001, n_bars), "target_binarytrend": y,
+            "target_logreturn": (2 * y - 1) * np.abs(rng.normal(0, 0.01, n_bars)) * 0.1 + rng.normal(0, 0.01, n_bars),
+        }))
+    return pd.concat(frames, ignore_index=True)

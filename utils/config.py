@@ -16,6 +16,7 @@ the offending value.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Mapping
@@ -111,6 +112,8 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:  # noqa: C901 -
             raise _fail(source, key, value, "expected a number")
         return float(value)
     if tp is str:
+        if isinstance(value, datetime.date):  # YAML reads an unquoted ISO date as a date: keep it as text
+            return value.isoformat()
         if not isinstance(value, str):
             raise _fail(source, key, value, "expected a string")
         return value

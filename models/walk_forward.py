@@ -1,0 +1,123 @@
+"""Walk-forward out-of-fold predictions of one leaf (``scripts/experts_cli.py oof``).
+
+:func:`walk_forward_windows` lays ``n_windows`` consecutive out-of-fold (OOF) blocks of ``oof_days``
+backwards from the end of the data. Window ``k``:
+
+* trains on decision bars before ``train_end_k`` whose labels also end before it (the window
+  dataset purges by the longest horizon), from the data start or the last ``train_days``;
+* validates (early stopping, temperature fit) on ``[train_end_k + embargo, val_end_k)``, labels inside;
+* predicts only its OOF block ``[val_end_k + embargo, oof_end_k)``, which is after all its training
+  and validation labels; rows are tagged ``split='oof'`` and ``train_window_id='wfKK_<start>-<end>'``.
+
+Each window is an ordinary training run (:func:`models.training.run`) with its split dates set by
+overrides and its own log / checkpoint folder (``tft/wfKK``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.leaf_config import Leaf, load_leaf
+from models.prediction import PredictResult, load_expert, predict
+from models.window_dataset import read_table
+from src.market_data import period_delta
+from utils.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One walk-forward window; all bounds are UTC timestamps, end-exclusive."""
+
+    index: int
+    train_start: pd.Timestamp | None
+    train_end: pd.Timestamp
+    val_end: pd.Timestamp
+    oof_start: pd.Timestamp
+    oof_end: pd.Timestamp
+
+    @property
+    def tag(self) -> str:
+        """Run tag (folder name)."""
+        return f"wf{self.index:02d}"
+
+    def overrides(self) -> list[str]:
+        """``--set`` items that give a leaf this window's split."""
+        out = [f"split.train_end={self.train_end.isoformat()}", f"split.val_end={self.val_end.isoformat()}",
+               f"split.test_end={self.oof_end.isoformat()}"]
+        if self.train_start is not None:
+            out.append(f"split.train_start={self.train_start.isoformat()}")
+        return out
+
+
+def walk_forward_windows(first: pd.Timestamp, last: pd.Timestamp, period: str, n_windows: int, val_days: int,
+                         oof_days: int, embargo_bars: int, train_days: int | None = None) -> list[Window]:
+    """Lay out the windows for bars from ``first`` to ``last`` (decision-bar timestamps).
+
+    Raises
+    ------
+    ConfigError
+        When the blocks do not leave a training span of at least ``val_days``.
+    """
+    step = period_delta(period)
+    embargo = step * embargo_bars
+    end = pd.Timestamp(last) + step
+    oof, val = pd.Timedelta(days=oof_days), pd.Timedelta(days=val_days)
+    windows = []
+    for k in range(n_windows):
+        oof_start = end - oof * (n_windows - k)
+        val_end = oof_start - embargo
+        train_end = val_end - val - embargo
+        train_start = train_end - pd.Timedelta(days=train_days) if train_days else None
+        windows.append(Window(k, train_start, train_end, val_end, oof_start, oof_start + oof))
+    if windows[0].train_end - pd.Timestamp(first) < val:
+        raise ConfigError(f"key 'walk_forward' = {n_windows} windows x {oof_days} OOF days + {val_days} val days: "
+                          f"leaves {windows[0].train_end - pd.Timestamp(first)} of training data before the first "
+                          f"window (data {first} .. {last}); use fewer or shorter windows")
+    return windows
+
+
+def leaf_windows(leaf: Leaf, table: pd.DataFrame) -> list[Window]:
+    """The windows of ``leaf`` for its table (its period's rows)."""
+    wf = leaf.model.walk_forward
+    horizon = max(t.horizon for t in leaf.targets.targets)
+    bars = horizon if wf.embargo_bars is None else max(wf.embargo_bars, horizon)
+    ts = table.loc[table["period"] == leaf.model.period, "timestamp"]
+    if ts.empty:
+        raise ConfigError(f"{leaf.config_path}: no {leaf.model.period} rows in {leaf.model.data.path}")
+    return walk_forward_windows(ts.min(), ts.max(), leaf.model.period, wf.n_windows, wf.val_days, wf.oof_days, bars,
+                                wf.train_days)
+
+
+def run_walk_forward(config: str | Path, overrides: list[str] | None = None) -> list[PredictResult]:
+    """Train every window of a leaf and write its OOF predictions; returns one result per window."""
+    from models.training import run
+
+    base = load_leaf(config, overrides)
+    table = read_table(base.model.data.path)
+    results = []
+    for win in leaf_windows(base, table):
+        span = f"{win.train_end:%Y%m%dT%H%M}"
+        start = f"{win.train_start:%Y%m%dT%H%M}" if win.train_start is not None else "start"
+        leaf = load_leaf(config, [*(overrides or []), *win.overrides(),
+                                  f"meta.train_window_id={win.tag}_{start}-{span}"])
+        leaf.run_tag = win.tag
+        logger.info("walk-forward %s: train < %s, val < %s, OOF [%s, %s)", win.tag, win.train_end, win.val_end,
+                    win.oof_start, win.oof_end)
+        result = run(leaf, table=table)
+        module, ck_leaf = load_expert(result.best_model_path or result.last_model_path)
+        results.append(predict(module, ck_leaf, "test", log_dir=result.log_dir, table=table, label="oof",
+                               checkpoint=result.best_model_path))
+    return results
+
+
+def label_intervals(timestamps: np.ndarray, horizon_bars: int, period: str) -> np.ndarray:
+    """``[start, end]`` of each row's label: from its decision bar to ``horizon`` bars later (int64 ns)."""
+    ts = pd.DatetimeIndex(timestamps).as_unit("ns").asi8
+    return np.stack([ts, ts + period_delta(period).value * horizon_bars], axis=1)

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.z_combiner import ZConfig, horizon_of, load_z_config, purged_split, train_z
+from tests.conftest import make_z_table
+from utils.errors import ConfigError, DataError
+
+
+def _cfg(tmp_path, **over):
+    base = {"feature_prefixes": ["E1__", "E2__"], "output_dir": str(tmp_path / "z"), "bootstrap_samples": 100}
+    return ZConfig(**{**base, **over})
+
+
+def test_beats_both_baselines_with_complementary_experts(tmp_path):
+    result = train_z(_cfg(tmp_path), make_z_table(n_bars=4000))
+    c = result.metrics["comparisons"]
+    assert c["equal_weight"]["beats"] and c["best_expert"]["beats"], c
+    table = result.table.set_index("model")
+    assert table.loc["z_combiner", "pr_auc"] > table.loc["equal_weight", "pr_auc"]
+    assert table.loc["z_combiner", "ece"] < 0.045  # calibrated output (noise floor of ~2.4k rows: ~0.015)
+    # outputs: metrics json, contract parquet, eval report per model
+    saved = json.loads(result.metrics_path.read_text())
+    assert saved["best_expert"] == "E2__target_binarytrend__score" and saved["holdout_rows"] > 0  # the stronger signal
+    preds = pd.read_parquet(result.predictions_path)
+    assert set(preds["split"]) == {"fit", "holdout"} and preds["score"].between(0, 1).all()
+    report = pd.read_csv(result.report_path)
+    assert set(report["model"]) == {"z_combiner", "equal_weight", "best_expert"}
+
+
+def test_identical_experts_no_claim_to_beat_equal_weight(tmp_path):
+    result = train_z(_cfg(tmp_path), make_z_table(n_bars=3000, identical=True))
+    assert not result.metrics["comparisons"]["equal_weight"]["beats"]
+
+
+@pytest.mark.parametrize("model", ["mlp"])
+def test_mlp_mode_runs(tmp_path, model):
+    result = train_z(_cfg(tmp_path, model=model, max_iter=50), make_z_table(n_bars=1500))
+    assert np.isfinite(result.table["pr_auc"]).all()
+
+
+def test_regression_mode(tmp_path):
+    z = make_z_table(n_bars=1500)
+    z["E1__target_logreturn__score"] = z["target_logreturn"] * 0.3 + np.random.default_rng(1).normal(0, 0.01, len(z))
+    z["E1__target_logreturn__uncertainty"] = 0.01
+    result = train_z(_cfg(tmp_path, mode="regression", model="ridge", target="target_logreturn",
+                          feature_prefixes=["E1__target_logreturn"]), z)
+    assert set(result.table.columns) == {"model", "rmse"}
+
+
+def test_no_label_interval_of_fit_rows_meets_an_evaluation_label_interval():
+    """Property: for every split the Z-Combiner uses, fit labels [t, t+h] and eval labels never intersect."""
+    rng = np.random.default_rng(0)
+    ts = pd.Series(pd.date_range("2024-01-01", periods=2000, freq="h", tz="UTC")).sample(frac=1, random_state=1)
+    for _ in range(50):
+        h, emb = int(rng.integers(1, 30)), int(rng.integers(0, 40))
+        start = ts.min() + pd.Timedelta(hours=int(rng.integers(100, 1800)))
+        end = start + pd.Timedelta(hours=int(rng.integers(50, 400)))
+        fit, ev = purged_split(ts, start, h, emb, "1h", end)
+        if len(fit) == 0 or len(ev) == 0:
+            continue
+        fit_end = ts.iloc[fit].max() + pd.Timedelta(hours=h)
+        assert fit_end < ts.iloc[ev].min()  # the latest fit label ends before the first eval label starts
+        assert (ts.iloc[ev] + pd.Timedelta(hours=h) < end).all()
+
+
+def test_config_errors(tmp_path):
+    path = tmp_path / "z.yaml"
+    path.write_text("mode: regression\nmodel: logistic\n")
+    with pytest.raises(ConfigError, match="key 'model' = 'logistic': mode 'regression' takes one of"):
+        load_z_config(path)
+    path.write_text("moddel: mlp\n")
+    with pytest.raises(ConfigError, match="moddel"):
+        load_z_config(path)
+    with pytest.raises(ConfigError, match="key 'target' = 'target_nope'"):
+        train_z(_cfg(tmp_path, target="target_nope"), make_z_table(n_bars=300))
+    with pytest.raises(DataError, match="no expert score column for target_binarytrend"):
+        train_z(_cfg(tmp_path, feature_prefixes=["regime_"]), make_z_table(n_bars=300))
+    with pytest.raises(DataError, match="file not found; build it with pipelines/build_oof_for_z.py"):
+        train_z(_cfg(tmp_path, data_path=str(tmp_path / "missing.parquet")))
+    assert horizon_of("target_binarytrend_h24") == 24 and horizon_of("target_vol") == 1
