@@ -7,6 +7,8 @@ PERIODS ?= 1h,4h,1d
 EXPERTS ?= Alpha-Dir-TFT Risk-TFT Derivatives-Micro-TFT
 # A short CPU run per expert (1h/base); drop these limits for a real training run.
 DEMO_TRAIN ?= --set training.max_epochs=2 --set training.limit_train_batches=20 --set training.limit_val_batches=10
+# Walk-forward out-of-fold windows of the demo (each window is one short training run).
+DEMO_WF ?= --set walk_forward.n_windows=3 --set walk_forward.val_days=20 --set walk_forward.oof_days=40
 
 .PHONY: install demo test lint bench clean-data
 
@@ -27,6 +29,13 @@ demo: install
 	done
 	$(PY) scripts/experts_cli.py list
 	$(PY) scripts/experts_cli.py summary
+	for e in $(EXPERTS); do \
+	  $(PY) scripts/experts_cli.py oof --expert $$e --leaf 1h/base $(DEMO_TRAIN) $(DEMO_WF) || exit 1; \
+	done
+	$(PY) pipelines/build_oof_for_z.py --predictions-root lightning_logs --data-path data/pkl_merged/full_merged.pkl \
+	  --output datasets/z_train.parquet
+	$(PY) utils/audit_no_leakage.py --path datasets/z_train.parquet
+	$(PY) experts/Z-Combiner/train_z.py --config experts/Z-Combiner/model_config.yaml
 
 lint: install
 	$(PY) -m ruff check .

@@ -351,7 +351,8 @@ def format_comparison(result: ZResult) -> str:
     """Hold-out comparison table plus the bootstrap verdicts."""
     lines = [result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}")]
     for base, c in result.metrics["comparisons"].items():
-        verdict = "beats" if c["beats"] else "does not beat (interval includes 0)"
+        verdict = "beats" if c["beats"] else ("worse (interval below 0)" if c["ci90_high"] < 0
+                                               else "does not beat (interval includes 0)")
         lines.append(f"z_combiner vs {base}: diff {c['diff']:+.4f}, 90% block-bootstrap interval "
                      f"[{c['ci90_low']:+.4f}, {c['ci90_high']:+.4f}] -> {verdict}")
     lines.append(f"best expert (chosen on the fit span): {result.metrics['best_expert']}")

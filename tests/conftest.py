@@ -113,3 +113,19 @@ def make_z_table(n_bars: int = 3000, symbols: tuple[str, ...] = ("AAA", "BBB"), 
             "target_logreturn": (2 * y - 1) * np.abs(rng.normal(0, 0.01, n_bars)) * 0.1 + rng.normal(0, 0.01, n_bars),
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def screening_panel():
+    """A small screening panel: 3 informative, 3 copies, 12 noise columns, 1 leaky column."""
+    from features.selection.synthetic import make_screening_panel
+
+    return make_screening_panel(n_symbols=3, n_rows=3000, n_informative=3, n_copies=3, n_noise=12, ic=0.06, seed=1)
+
+
+@pytest.fixture(scope="session")
+def null_screening_panel():
+    """The same shape with no informative column."""
+    from features.selection.synthetic import make_screening_panel
+
+    return make_screening_panel(n_symbols=3, n_rows=3000, n_informative=3, n_copies=3, n_noise=12, null=True, seed=2)

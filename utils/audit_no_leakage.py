@@ -2,7 +2,7 @@
 
 Usage::
 
-    python utils/audit_no_leakage.py --path datasets/z_train.parquet [--max-gap-bars 1h=48,4h=12,1d=3]
+    python utils/audit_no_leakage.py --path datasets/z_train.parquet [--max-gap-bars 1h=168,4h=42,1d=7]
         [--max-missing 0.5] [--max-abs-corr 0.3]
 
 Checks, each PASS or FAIL:
@@ -36,7 +36,9 @@ from utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_GAP_BARS = {"1m": 240, "5m": 96, "15m": 96, "30m": 96, "1h": 48, "4h": 12, "1d": 3}
+# One week per period: a hole that long in a stacking table means a broken join or a missing expert run;
+# shorter ones come from exchange outages plus the encoder warm-up after them (about 65 bars at 1h).
+DEFAULT_GAP_BARS = {"1m": 10080, "5m": 2016, "15m": 672, "30m": 336, "1h": 168, "4h": 42, "1d": 7}
 LEAK_TARGETS = ("target_logreturn", "target_binarytrend")
 NOT_FEATURES = {"symbol", "period", "time_idx", "timestamp"}
 
@@ -76,7 +78,7 @@ def check_gaps(z: pd.DataFrame, max_gap_bars: dict[str, int]) -> Check:
     worst = []
     for (sym, period), g in z.groupby(["symbol", "period"], sort=True):
         bars = g["timestamp"].sort_values().diff().dropna() / period_delta(period)
-        limit = max_gap_bars.get(period, DEFAULT_GAP_BARS.get(period, 48))
+        limit = max_gap_bars.get(period, DEFAULT_GAP_BARS.get(period, 168))
         over = bars[bars > limit]
         if len(over):
             worst.append(f"{sym} {period}: {len(over)} gap(s), largest {over.max():.0f} bars (limit {limit})")
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="utils/audit_no_leakage.py", description=__doc__.split("\n")[0])
     p.add_argument("--path", default="datasets/z_train.parquet")
-    p.add_argument("--max-gap-bars", type=_gap_arg, default={}, help="per-period limits, e.g. 1h=48,4h=12")
+    p.add_argument("--max-gap-bars", type=_gap_arg, default={},
+                   help="per-period limits in bars (default one week: 1h=168,4h=42,1d=7)")
     p.add_argument("--max-missing", type=float, default=0.5)
     p.add_argument("--max-abs-corr", type=float, default=0.3)
     args = p.parse_args(argv)

@@ -36,9 +36,10 @@ def test_time_reversal_fails(clean):
 
 
 def test_gap_fails(clean):
-    z = clean[~clean["time_idx"].between(100, 200)]
+    z = clean[~clean["time_idx"].between(100, 300)]
     r = _result(z)["gaps"]
-    assert not r.passed and "102 bars" in r.detail
+    assert not r.passed and "202 bars (limit 168)" in r.detail
+    assert _result(clean[~clean["time_idx"].between(100, 160)])["gaps"].passed  # an outage plus warm-up
 
 
 def test_leaky_column_is_named(clean):

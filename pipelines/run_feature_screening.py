@@ -1,0 +1,398 @@
+"""Four-stage feature screening per expert: filter -> embedded -> time-aware permutation -> wrapper -> aggregation.
+
+Usage::
+
+    python -m pipelines.run_feature_screening --config pipelines/configs/feature_selection.yaml \\
+        [--experts alpha_dir_tft,derivatives_micro] [--force]
+
+For each selected expert (any spelling: ``Alpha-Dir-TFT``, ``alpha_dir_tft``, ``alpha_dir``) and each of its
+tables (``pkl_path``: base, ``rich_pkl_path``: rich), per period:
+
+* targets: the union of the expert's ``targets.yaml`` over the configured periods; regression targets go
+  to IC and classification targets to MI unless ``filter.params.ic_targets / mi_targets`` say otherwise;
+* outer split (``splits.outer``: the last ``days`` or ``ratio`` of the timeline) is held back: every
+  statistic of stages 1-4 uses the training part only (rows whose labels end before the outer span);
+* stages write under ``<output_root>/<Expert>/<modality>/``; a finished stage (marker ``_done.json`` with
+  the settings' hash) is reused unless ``--force``;
+* aggregation writes ``<output_root>/<Expert>/aggregated_core.csv``, ``selected_features.txt`` (also copied
+  to ``<expert_config_root>/<Expert>/selected_features.txt`` for leaf configs), ``plus_features.txt``,
+  ``optimized_features.txt``, ``summary.json`` and, with ``finalize.forward_compare``, ``forward_eval.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from features.selection.aggregate import aggregate, evidence_table
+from features.selection.common import fit_tree, is_classification, model_score
+from features.selection.config import ScreeningConfig, load_screening_config, resolve_experts
+from features.selection.embedded import EmbeddedStage, read_tft_gating
+from features.selection.filter_stage import FilterStage, TargetInfo
+from features.selection.tree_perm import TreePermStage
+from features.selection.wrapper import WrapperStage
+from src.market_data import period_delta
+from utils.errors import ConfigError, DataError, ProjectError
+from utils.io import read_csv_fast, write_csv, write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+ID_COLUMNS = {"symbol", "period", "timestamp", "time_idx", "gap_before"}
+
+
+@dataclass
+class PeriodData:
+    """One table's rows of one period, split into the training part and the outer span."""
+
+    modality: str
+    period: str
+    train: pd.DataFrame
+    outer: pd.DataFrame
+    features: list[str]
+
+
+def expert_targets(cfg: ScreeningConfig, expert: str) -> list[TargetInfo]:
+    """Union (deduplicated by name) of the expert's targets over the configured periods."""
+    seen: dict[str, TargetInfo] = {}
+    p = cfg.filter.params
+    for period in cfg.periods:
+        path = Path(cfg.expert_config_root) / expert / period / cfg.experts[expert].leaf_modality / "targets.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{path} not found: the screening reads the expert's targets from its leaf configs")
+        for t in (yaml.safe_load(path.read_text()) or {}).get("targets", []):
+            if t["name"] in seen:
+                continue
+            test = "mi" if t["kind"] == "classification" else "ic"
+            if p.ic_targets is not None or p.mi_targets is not None:
+                test = "mi" if t["name"] in (p.mi_targets or []) else "ic"
+            seen[t["name"]] = TargetInfo(t["name"], t["kind"], int(t.get("horizon", 1)), test)
+    return list(seen.values())
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """An expert table (parquet, pkl or csv)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"pkl_path {p} not found; build the expert tables with python -m src.fuse_fundamentals")
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p)
+    if p.suffix == ".pkl":
+        return pd.read_pickle(p)
+    frame = pd.read_csv(p)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
+
+
+def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon: int) -> tuple[pd.DataFrame,
+                                                                                             pd.DataFrame]:
+    """(training part, outer span): training labels end before the outer span starts."""
+    o = cfg.splits.outer
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    if o.mode == "days":
+        start = ts.max() - pd.Timedelta(days=o.days)
+    else:
+        uniq = np.sort(ts.unique())
+        start = pd.Timestamp(uniq[int(len(uniq) * (1 - o.ratio))])
+    train = frame[(ts + period_delta(period) * horizon < start).to_numpy()]
+    outer = frame[(ts >= start).to_numpy()]
+    if len(train) < 500:
+        raise DataError(f"only {len(train)} {period} training rows before the outer span ({start}); shorten "
+                        f"splits.outer")
+    return train, outer
+
+
+def period_data(table: pd.DataFrame, modality: str, period: str, targets: list[TargetInfo],
+                cfg: ScreeningConfig) -> PeriodData:
+    """Rows, features and split of one period of a table."""
+    frame = table[table["period"] == period].sort_values(["timestamp", "symbol"], ignore_index=True)
+    if frame.empty:
+        raise DataError(f"no {period} rows in the {modality} table")
+    missing = [t.name for t in targets if t.name not in frame]
+    if missing:
+        raise DataError(f"target column(s) {missing} missing from the {modality} table")
+    target_names = {t.name for t in targets}
+    features = [c for c in frame.columns if c not in ID_COLUMNS and not c.startswith("target_")
+                and c not in target_names and pd.api.types.is_numeric_dtype(frame[c])
+                and not pd.api.types.is_bool_dtype(frame[c])]
+    train, outer = outer_split(frame, cfg, period, max(t.horizon for t in targets))
+    return PeriodData(modality, period, train, outer, features)
+
+
+def settings_hash(cfg: ScreeningConfig, expert: str, section: str, paths: list[str]) -> str:
+    """Hash of the settings a stage depends on (its section, the split, the periods, the data files)."""
+    d = dataclasses.asdict(cfg)
+    stamp = [(p, Path(p).stat().st_mtime_ns if Path(p).exists() else 0) for p in paths]
+    blob = json.dumps([expert, d["periods"], d["splits"], d["filter"], d.get(section), d["seed"], stamp],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stage_cached(folder: Path, key: str, force: bool) -> bool:
+    """True when the stage in ``folder`` finished with the same settings (and ``--force`` is off)."""
+    marker = folder / "_done.json"
+    return not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key
+
+
+def mark_done(folder: Path, key: str) -> None:
+    """Record a finished stage."""
+    write_json({"key": key, "finished": pd.Timestamp.now(tz="UTC").isoformat()}, folder / "_done.json")
+
+
+def run_stage1(data: list[PeriodData], targets: list[TargetInfo], cfg: ScreeningConfig, folder: Path) -> None:
+    """Stage 1 over every period: ``filter_stats.csv``, ``ic_mi.csv``, ``allowlist.txt``, ``clusters.csv``."""
+    stats, icmi, clusters = [], [], []
+    for d in tqdm(data, desc=f"stage 1 filter ({folder.parent.name})", unit="period"):
+        st = FilterStage(cfg.filter.params, d.period, cfg.seed).fit(d.train, d.features, targets)
+        stats.append(st.stats_.assign(modality=d.modality, period=d.period))
+        icmi.append(st.ic_mi_.assign(modality=d.modality, period=d.period))
+        clusters.append(st.clusters_.rename_axis("feature").reset_index().assign(period=d.period))
+    filter_stats = pd.concat(stats, ignore_index=True)
+    write_csv(filter_stats, folder / "filter_stats.csv")
+    write_csv(pd.concat(icmi, ignore_index=True), folder / "ic_mi.csv")
+    write_csv(pd.concat(clusters, ignore_index=True), folder / "clusters.csv")
+    allow = sorted(filter_stats.loc[filter_stats["representative"].fillna(False).astype(bool), "feature"].unique())
+    write_text("\n".join(allow) + ("\n" if allow else ""), folder / "allowlist.txt")
+
+
+def _allowlist(filter_stats: pd.DataFrame, period: str, target: str) -> list[str]:
+    rows = filter_stats[(filter_stats["period"] == period) & (filter_stats["target"] == target)
+                        & filter_stats["representative"].fillna(False).astype(bool)]
+    return rows.sort_values("t_nw", key=np.abs, ascending=False)["feature"].tolist()
+
+
+def _pairs(data: list[PeriodData], targets: list[TargetInfo], override: list[str] | None = None):
+    names = set(override) if override else None
+    return [(d, t) for d in data for t in targets if names is None or t.name in names]
+
+
+def run_stage2(data, targets, cfg: ScreeningConfig, filter_stats: pd.DataFrame, folder: Path, expert: str) -> None:
+    """Stage 2: ``raw_scores.csv``, ``summary.csv``, ``allowlist_embedded.txt``."""
+    rows = []
+    for d, t in tqdm(_pairs(data, targets, cfg.embedded.targets_override), desc="stage 2 embedded", unit="target"):
+        feats = _allowlist(filter_stats, d.period, t.name)
+        if not feats:
+            continue
+        gating = sorted(Path("lightning_logs/experts").glob(f"{expert}/{d.period}/{d.modality}/tft/version_*/"
+                                                            f"tft_gating.csv"))
+        block = cfg.tree_perm.block_len_by_period.get(d.period, 48)
+        st = EmbeddedStage(cfg.embedded, block, cfg.seed).fit(
+            d.train.sort_values(["symbol", "timestamp"]), feats, t.name, t.kind == "classification",
+            read_tft_gating(gating))
+        rows.append(st.scores_.assign(modality=d.modality, period=d.period))
+    raw = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["feature", "target", "modality", "period", "kept"])
+    write_csv(raw, folder / "raw_scores.csv")
+    summary = raw.groupby("feature").agg(kept_rate=("kept", "mean"), pairs=("kept", "size")).reset_index() \
+        if len(raw) else pd.DataFrame(columns=["feature", "kept_rate", "pairs"])
+    write_csv(summary, folder / "summary.csv")
+    kept = sorted(raw.loc[raw["kept"].astype(bool), "feature"].unique()) if len(raw) else []
+    write_text("\n".join(kept) + ("\n" if kept else ""), folder / "allowlist_embedded.txt")
+
+
+def run_stage3(data, targets, cfg: ScreeningConfig, filter_stats: pd.DataFrame, folder: Path,
+               clusters: pd.DataFrame | None = None, features_from: str = "allowlist") -> pd.DataFrame:
+    """Stage 3: ``tree_perm/<period>/<target>_importances.csv`` and ``tree_perm/summary.csv``."""
+    rows = []
+    for d, t in tqdm(_pairs(data, targets), desc="stage 3 time permutation", unit="target"):
+        feats = _allowlist(filter_stats, d.period, t.name) if features_from == "allowlist" else d.features
+        if not feats:
+            continue
+        cl = None
+        if clusters is not None:
+            cl = clusters[clusters["period"] == d.period].set_index("feature")["cluster"]
+        st = TreePermStage(cfg.tree_perm, d.period, t.horizon, cfg.seed).fit(d.train, feats, t.name,
+                                                                             t.kind == "classification", cl)
+        imp = st.importances_.assign(modality=d.modality, period=d.period, target=t.name)
+        write_csv(imp, folder / d.period / f"{t.name}_importances.csv")
+        rows.append(imp)
+    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["feature", "era", "perm_delta", "perm_ci95_low", "modality", "period", "target"])
+    write_csv(summary, folder / "summary.csv")
+    return summary
+
+
+def run_stage4(data, targets, cfg: ScreeningConfig, filter_stats: pd.DataFrame, folder: Path) -> None:
+    """Stage 4: ``selected.csv`` (+ ``rfe_path.csv`` or ``ga_gene_frequency.csv``)."""
+    rows, paths, genes = [], [], []
+    for d, t in tqdm(_pairs(data, targets), desc=f"stage 4 wrapper ({cfg.wrapper.method})", unit="target"):
+        feats = _allowlist(filter_stats, d.period, t.name)
+        if not feats:
+            continue
+        st = WrapperStage(cfg.wrapper, d.period, t.horizon, cfg.seed).fit(d.train, feats, t.name,
+                                                                           t.kind == "classification")
+        key = {"modality": d.modality, "period": d.period, "target": t.name}
+        rows.append(pd.DataFrame({"feature": feats, "selected": [f in st.selected_ for f in feats], **key}))
+        if st.path_ is not None:
+            paths.append(st.path_.assign(**key))
+        if st.gene_frequency_ is not None:
+            genes.append(st.gene_frequency_.assign(**key))
+    selected = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["feature", "selected", "modality", "period", "target"])
+    write_csv(selected, folder / "selected.csv")
+    if paths:
+        write_csv(pd.concat(paths, ignore_index=True), folder / "rfe_path.csv")
+    if genes:
+        write_csv(pd.concat(genes, ignore_index=True), folder / "ga_gene_frequency.csv")
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return read_csv_fast(path) if path.is_file() else None
+
+
+def screen_modality(cfg: ScreeningConfig, expert: str, modality: str, path: str, targets: list[TargetInfo],
+                    force: bool) -> tuple[pd.DataFrame, list[PeriodData]]:
+    """Run (or reuse) stages 1-4 for one table; returns the evidence table and the period data."""
+    table = read_table(path)
+    data = [period_data(table, modality, p, targets, cfg) for p in cfg.periods]
+    root = Path(cfg.output_root) / expert / modality
+    dirs = {"filter": root / "stage1_filter", "embedded": root / "stage2_embedded", "tree_perm": root / "tree_perm",
+            "wrapper": root / "stage4_wrapper"}
+    enabled = {"filter": True, "embedded": cfg.embedded.enabled, "tree_perm": cfg.tree_perm.enabled,
+               "wrapper": cfg.wrapper.enabled}
+    for stage, folder in dirs.items():
+        if not enabled[stage]:
+            continue
+        key = settings_hash(cfg, expert, stage, [path])
+        if stage_cached(folder, key, force):
+            logger.info("%s %s %s: reusing %s (use --force to recompute)", expert, modality, stage, folder)
+            continue
+        if folder.exists():
+            shutil.rmtree(folder)  # stale outputs of other settings must not mix with these
+        filter_stats = _read(dirs["filter"] / "filter_stats.csv")
+        if stage == "filter":
+            run_stage1(data, targets, cfg, folder)
+        elif stage == "embedded":
+            run_stage2(data, targets, cfg, filter_stats, folder, expert)
+        elif stage == "tree_perm":
+            run_stage3(data, targets, cfg, filter_stats, folder, _read(dirs["filter"] / "clusters.csv"))
+        else:
+            run_stage4(data, targets, cfg, filter_stats, folder)
+        mark_done(folder, key)
+    ev = evidence_table(_read(dirs["filter"] / "filter_stats.csv"),
+                        _read(dirs["embedded"] / "raw_scores.csv") if enabled["embedded"] else None,
+                        _read(dirs["tree_perm"] / "summary.csv") if enabled["tree_perm"] else None,
+                        _read(dirs["wrapper"] / "selected.csv") if enabled["wrapper"] else None)
+    return ev, data
+
+
+def forward_compare(data: list[PeriodData], targets: list[TargetInfo], core: list[str], seed: int) -> pd.DataFrame:
+    """Score of a tree model on the outer span: the core subset vs every feature (trained on the training part)."""
+    rows = []
+    for d in data:
+        if d.modality != "base" or not core:
+            continue
+        for t in targets:
+            tr, te = d.train[d.train[t.name].notna()], d.outer[d.outer[t.name].notna()]
+            cls = is_classification(tr[t.name].to_numpy(dtype=np.float64))
+            for name, feats in (("core", [f for f in core if f in d.features]), ("full", d.features)):
+                if not feats or te.empty:
+                    continue
+                m = fit_tree("lightgbm", tr[feats].to_numpy(dtype=np.float64), tr[t.name].to_numpy(), cls, 200, seed)
+                rows.append({"period": d.period, "target": t.name, "feature_set": name, "n_features": len(feats),
+                             "metric": "roc_auc" if cls else "spearman",
+                             "score": model_score(m, te[feats].to_numpy(dtype=np.float64), te[t.name].to_numpy(),
+                                                  cls), "outer_rows": len(te)})
+    return pd.DataFrame(rows)
+
+
+def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
+    """Screen one expert end to end; returns its summary."""
+    entry = cfg.experts[expert]
+    targets = expert_targets(cfg, expert)
+    tables = [("base", entry.pkl_path)] + ([("rich", entry.rich_pkl_path)] if entry.rich_pkl_path else [])
+    evidence, base_data = [], []
+    for modality, path in tables:
+        ev, data = screen_modality(cfg, expert, modality, path, targets, force)
+        evidence.append(ev.assign(modality=modality))
+        base_data += data
+    weights = yaml.safe_load(Path(cfg.aggregation.weights_yaml).read_text()) if cfg.aggregation.weights_yaml else None
+    result = aggregate(pd.concat(evidence, ignore_index=True), cfg.aggregation, weights)
+    out = Path(cfg.output_root) / expert
+    write_csv(result["table"], out / "aggregated_core.csv")
+    for name, key in (("selected_features.txt", "core"), ("plus_features.txt", "plus"),
+                      ("optimized_features.txt", "optimized")):
+        write_text("\n".join(result[key]) + ("\n" if result[key] else ""), out / name)
+    copy = Path(cfg.expert_config_root) / expert / "selected_features.txt"
+    write_text((out / "selected_features.txt").read_text(), copy)
+    summary = {"expert": expert, "targets": [dataclasses.asdict(t) for t in targets], "periods": cfg.periods,
+               "pairs": result["pairs"], "core": result["core"], "plus": result["plus"],
+               "optimized": result["optimized"], "leak_suspects": result["leak_suspects"],
+               "selected_features_copy": str(copy)}
+    if cfg.finalize.forward_compare.enabled:
+        fwd = forward_compare(base_data, targets, result["core"], cfg.seed)
+        write_csv(fwd, out / "forward_eval.csv")
+        summary["forward_eval"] = fwd.to_dict(orient="records")
+    write_json(summary, out / "summary.json")
+    logger.info("%s: %d core, %d plus, %d optimized features; leak suspects %s", expert, len(result["core"]),
+                len(result["plus"]), len(result["optimized"]), result["leak_suspects"] or "none")
+    return summary
+
+
+def run_stage3_cli(args: argparse.Namespace) -> int:
+    """``python -m features.selection.tree_perm``: stage 3 alone, over every usable feature (clusters together)."""
+    from utils.logging_setup import configure_logging
+
+    configure_logging(False)
+    try:
+        cfg = load_screening_config(args.config)
+        cfg.periods = args.periods.split(",")
+        tp = cfg.tree_perm
+        tp.modes = ["cyclic", "block"] if args.time_perm else ["cyclic"]
+        if args.block_len:
+            tp.block_len_by_period = {p: args.block_len for p in cfg.periods}
+        tp.group_cols = args.group_cols.split(",")
+        tp.repeats = args.perm_repeats or tp.repeats
+        for expert in resolve_experts(cfg, args.experts.split(",") if args.experts else None):
+            targets = expert_targets(cfg, expert)
+            if args.targets:
+                targets = [t for t in targets if t.name in args.targets.split(",")]
+            data = [period_data(read_table(cfg.experts[expert].pkl_path), "base", p, targets, cfg)
+                    for p in cfg.periods]
+            stats = pd.DataFrame([{"period": d.period, "target": t.name, "feature": f, "representative": True,
+                                   "t_nw": 0.0} for d in data for t in targets for f in d.features])
+            folder = Path(cfg.output_root) / expert / "base" / "tree_perm"
+            run_stage3(data, targets, cfg, stats, folder, features_from="all")
+            logger.info("%s: %s", expert, folder / "summary.csv")
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    from utils.logging_setup import configure_logging
+
+    p = argparse.ArgumentParser(prog="python -m pipelines.run_feature_screening", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="pipelines/configs/feature_selection.yaml")
+    p.add_argument("--experts", default=None, help="comma-separated, any spelling (default: experts_run or all)")
+    p.add_argument("--force", action="store_true", help="recompute finished stages")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        cfg = load_screening_config(args.config)
+        experts = resolve_experts(cfg, args.experts.split(",") if args.experts else None)
+        for expert in experts:
+            summary = run_expert(cfg, expert, args.force)
+            print(f"{expert}: core {len(summary['core'])} features -> {Path(cfg.output_root) / expert}; "
+                  f"leak suspects: {summary['leak_suspects'] or 'none'}")
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from features.selection.config import load_screening_config, resolve_experts
+from pipelines import run_feature_screening as rfs
+from utils.errors import ConfigError, DataError
+
+QUICK = {
+    "filter": {"params": {"windows": 2, "mi_sample": 2000}},
+    "embedded": {"models": ["lightgbm"], "boruta_rounds": 6, "stability_subsamples": 3, "n_estimators": 40,
+                 "sample_cap": 6000},
+    "tree_perm": {"repeats": 1, "folds": 2, "n_estimators": 40, "sample_cap": 6000, "modes": ["cyclic"]},
+    "wrapper": {"folds": 2, "n_estimators": 30, "sample_cap": 6000},
+    "aggregation": {"min_appear_rate": 0.5},
+    "splits": {"outer": {"mode": "days", "days": 20}},
+}
+
+
+def _setup(tmp_path, panel, targets=None, **over):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    table = tmp_path / "synth.parquet"
+    panel.to_parquet(table)
+    leaf = tmp_path / "configs" / "Synth-TFT" / "1h" / "base"
+    leaf.mkdir(parents=True, exist_ok=True)
+    (leaf / "targets.yaml").write_text(yaml.safe_dump({"targets": targets or [
+        {"name": "target_logreturn", "kind": "regression", "horizon": 1},
+        {"name": "target_binarytrend", "kind": "classification", "horizon": 1}]}))
+    raw = {"experts": {"Synth-TFT": {"pkl_path": str(table)}}, "periods": ["1h"],
+           "output_root": str(tmp_path / "reports"), "expert_config_root": str(tmp_path / "configs"), **QUICK, **over}
+    path = tmp_path / "fs.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_end_to_end_outputs_and_resume(tmp_path, screening_panel, caplog):
+    cfg_path = _setup(tmp_path, screening_panel)
+    assert rfs.main(["--config", str(cfg_path), "--experts", "synth_tft"]) == 0
+    out = tmp_path / "reports" / "Synth-TFT"
+    for rel in ("base/stage1_filter/allowlist.txt", "base/stage1_filter/filter_stats.csv",
+                "base/stage1_filter/ic_mi.csv",
+                "base/stage2_embedded/raw_scores.csv", "base/stage2_embedded/summary.csv",
+                "base/stage2_embedded/allowlist_embedded.txt", "base/tree_perm/summary.csv",
+                "base/tree_perm/1h/target_logreturn_importances.csv", "base/stage4_wrapper/selected.csv",
+                "aggregated_core.csv", "selected_features.txt", "plus_features.txt", "optimized_features.txt",
+                "summary.json", "forward_eval.csv"):
+        assert (out / rel).is_file(), rel
+    summary = json.loads((out / "summary.json").read_text())
+    core = summary["core"]
+    assert {c.split("_")[1] for c in core if c.startswith(("inf_", "copy_"))} == {"0", "1", "2"}
+    assert not [c for c in core if c.startswith("noise_")]
+    assert summary["leak_suspects"] == ["leak_centered"] and "leak_centered" not in core
+    copy = tmp_path / "configs" / "Synth-TFT" / "selected_features.txt"
+    assert copy.read_text().split() == core
+    fwd = pd.read_csv(out / "forward_eval.csv")
+    assert set(fwd["feature_set"]) == {"core", "full"}
+    marker = (out / "base" / "stage1_filter" / "_done.json").read_text()
+    caplog.clear()
+    assert rfs.main(["--config", str(cfg_path)]) == 0  # second run: every stage reused
+    assert (out / "base" / "stage1_filter" / "_done.json").read_text() == marker
+    assert caplog.text.count("reusing") == 4
+    assert rfs.main(["--config", str(cfg_path), "--force"]) == 0
+    assert (out / "base" / "stage1_filter" / "_done.json").read_text() != marker
+
+
+def test_outer_span_never_reaches_stages(tmp_path, screening_panel):
+    """Scrambling the outer span (features and targets) leaves every stage 1-4 statistic unchanged."""
+    cfg_a = load_screening_config(_setup(tmp_path / "a", screening_panel))
+    rfs.run_expert(cfg_a, "Synth-TFT")
+    scrambled = screening_panel.copy()
+    start = scrambled["timestamp"].max() - pd.Timedelta(days=20)
+    late = scrambled["timestamp"] >= start
+    cols = [c for c in scrambled.columns if c.startswith(("inf_", "copy_", "noise_", "leak_", "target_"))]
+    scrambled.loc[late, cols] = scrambled.loc[late, cols].to_numpy()[::-1]
+    cfg_b = load_screening_config(_setup(tmp_path / "b", scrambled))
+    rfs.run_expert(cfg_b, "Synth-TFT")
+    for rel in ("stage1_filter/filter_stats.csv", "stage2_embedded/raw_scores.csv", "tree_perm/summary.csv",
+                "stage4_wrapper/selected.csv"):
+        a = pd.read_csv(tmp_path / "a" / "reports" / "Synth-TFT" / "base" / rel)
+        b = pd.read_csv(tmp_path / "b" / "reports" / "Synth-TFT" / "base" / rel)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+
+
+def test_null_panel_core_nearly_empty(tmp_path, null_screening_panel):
+    cfg = load_screening_config(_setup(tmp_path, null_screening_panel, tree_perm={"enabled": False}))
+    assert len(rfs.run_expert(cfg, "Synth-TFT")["core"]) <= 2
+
+
+def test_target_union_and_test_split(tmp_path, screening_panel):
+    path = _setup(tmp_path, screening_panel)
+    four = tmp_path / "configs" / "Synth-TFT" / "4h" / "base"
+    four.mkdir(parents=True)
+    (four / "targets.yaml").write_text(yaml.safe_dump({"targets": [
+        {"name": "target_logreturn", "kind": "regression", "horizon": 1},
+        {"name": "target_vol_h4", "kind": "regression", "horizon": 4}]}))
+    cfg = load_screening_config(path)
+    cfg.periods = ["1h", "4h"]
+    targets = {t.name: t for t in rfs.expert_targets(cfg, "Synth-TFT")}
+    assert list(targets) == ["target_logreturn", "target_binarytrend", "target_vol_h4"]  # union, deduplicated
+    assert targets["target_logreturn"].test == "ic" and targets["target_binarytrend"].test == "mi"
+    cfg.filter.params.mi_targets = ["target_logreturn"]
+    targets = {t.name: t for t in rfs.expert_targets(cfg, "Synth-TFT")}
+    assert targets["target_logreturn"].test == "mi" and targets["target_binarytrend"].test == "ic"
+
+
+def test_expert_spellings_and_config_errors(tmp_path, screening_panel):
+    cfg = load_screening_config(_setup(tmp_path, screening_panel))
+    assert resolve_experts(cfg, ["synth_tft", "Synth-TFT", "synth"]) == ["Synth-TFT"]
+    with pytest.raises(ConfigError, match="expert 'alpha_dir' is not configured"):
+        resolve_experts(cfg, ["alpha_dir"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experts: {X: {pkl_path: a.pkl}}\nperiods: [7h]\n")
+    with pytest.raises(ConfigError, match=r"key 'periods' = \['7h'\]"):
+        load_screening_config(bad)
+    bad.write_text("experts: {X: {pkl_path: a.pkl}}\nwrapper: {method: lasso}\n")
+    with pytest.raises(ConfigError, match="lasso"):
+        load_screening_config(bad)
+    bad.write_text("experts: {X: {pkl_path: a.pkl, pkl_pth: b}}\n")
+    with pytest.raises(ConfigError, match="pkl_pth"):
+        load_screening_config(bad)
+    cfg.experts["Synth-TFT"].pkl_path = str(tmp_path / "missing.pkl")
+    with pytest.raises(DataError, match="missing.pkl not found"):
+        rfs.run_expert(cfg, "Synth-TFT")
+    assert rfs.main(["--config", str(tmp_path / "bad.yaml")]) == 2
