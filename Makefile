@@ -7,8 +7,11 @@ PERIODS ?= 1h,4h,1d
 EXPERTS ?= Alpha-Dir-TFT Risk-TFT Derivatives-Micro-TFT
 # A short CPU run per expert (1h/base); drop these limits for a real training run.
 DEMO_TRAIN ?= --set training.max_epochs=2 --set training.limit_train_batches=20 --set training.limit_val_batches=10
-# Walk-forward out-of-fold windows of the demo (each window is one short training run).
-DEMO_WF ?= --set walk_forward.n_windows=3 --set walk_forward.val_days=20 --set walk_forward.oof_days=40
+# Walk-forward out-of-fold windows of the demo: each window is one short training run, long enough (150
+# batches, a 24-bar encoder) for the experts to carry some signal into the stacking layer.
+DEMO_WF ?= --set walk_forward.n_windows=3 --set walk_forward.val_days=20 --set walk_forward.oof_days=40 \
+  --set training.max_epochs=1 --set training.limit_train_batches=150 --set training.limit_val_batches=20 \
+  --set window.encoder_length=24
 
 .PHONY: install demo test lint bench clean-data
 
@@ -30,12 +33,13 @@ demo: install
 	$(PY) scripts/experts_cli.py list
 	$(PY) scripts/experts_cli.py summary
 	for e in $(EXPERTS); do \
-	  $(PY) scripts/experts_cli.py oof --expert $$e --leaf 1h/base $(DEMO_TRAIN) $(DEMO_WF) || exit 1; \
+	  $(PY) scripts/experts_cli.py oof --expert $$e --leaf 1h/base $(DEMO_WF) || exit 1; \
 	done
 	$(PY) pipelines/build_oof_for_z.py --predictions-root lightning_logs --data-path data/pkl_merged/full_merged.pkl \
 	  --output datasets/z_train.parquet
 	$(PY) utils/audit_no_leakage.py --path datasets/z_train.parquet
 	$(PY) experts/Z-Combiner/train_z.py --config experts/Z-Combiner/model_config.yaml
+	$(PY) -m pipelines.run_feature_screening --config pipelines/configs/feature_selection_quick.yaml --experts alpha_dir
 
 lint: install
 	$(PY) -m ruff check .
@@ -47,6 +51,7 @@ bench: install
 	$(PY) bench/bench_indicators.py
 	$(PY) bench/bench_fusion.py
 	$(PY) bench/bench_training.py
+	$(PY) bench/bench_screening.py
 
 clean-data:
 	rm -rf data/raw data/merged data/pkl_merged data/crypto_targeted_and_indicated

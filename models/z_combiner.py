@@ -68,8 +68,9 @@ class ZConfig:
     target: str = "target_binarytrend"
     mode: Literal["classification", "regression"] = "classification"
     model: Literal["logistic", "mlp", "ridge", "mlp_regressor"] = "logistic"
-    feature_prefixes: list[str] = field(default_factory=lambda: ["Alpha-Dir-TFT__", "Derivatives-Micro-TFT__",
-                                                                 "Risk-TFT__", "regime_"])
+    feature_prefixes: list[str] = field(default_factory=lambda: ["Alpha-Dir-TFT__target_binarytrend",
+                                                                 "Derivatives-Micro-TFT__target_binarytrend",
+                                                                 "regime_"])
     calibration: Literal["temperature", "none"] = "temperature"
     C: float = bounded(1.0, gt=0.0)
     alpha: float = bounded(1.0, ge=0.0)

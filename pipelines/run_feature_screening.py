@@ -40,6 +40,7 @@ from features.selection.common import fit_tree, is_classification, model_score
 from features.selection.config import ScreeningConfig, load_screening_config, resolve_experts
 from features.selection.embedded import EmbeddedStage, read_tft_gating
 from features.selection.filter_stage import FilterStage, TargetInfo
+from features.selection.stats import correlation_clusters
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from src.market_data import period_delta
@@ -362,7 +363,10 @@ def run_stage3_cli(args: argparse.Namespace) -> int:
             stats = pd.DataFrame([{"period": d.period, "target": t.name, "feature": f, "representative": True,
                                    "t_nw": 0.0} for d in data for t in targets for f in d.features])
             folder = Path(cfg.output_root) / expert / "base" / "tree_perm"
-            run_stage3(data, targets, cfg, stats, folder, features_from="all")
+            clusters = pd.concat([correlation_clusters(d.train[d.features].rank().corr(),
+                                                       cfg.filter.params.corr_threshold)
+                                  .rename_axis("feature").reset_index().assign(period=d.period) for d in data])
+            run_stage3(data, targets, cfg, stats, folder, clusters, features_from="all")
             logger.info("%s: %s", expert, folder / "summary.csv")
     except ProjectError as exc:
         logger.error("%s", exc)

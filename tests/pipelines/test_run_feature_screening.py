@@ -124,3 +124,18 @@ def test_expert_spellings_and_config_errors(tmp_path, screening_panel):
     with pytest.raises(DataError, match="missing.pkl not found"):
         rfs.run_expert(cfg, "Synth-TFT")
     assert rfs.main(["--config", str(tmp_path / "bad.yaml")]) == 2
+
+
+def test_tree_perm_runs_alone(tmp_path, screening_panel):
+    from features.selection import tree_perm
+
+    cfg_path = _setup(tmp_path, screening_panel)
+    assert tree_perm.main(["--config", str(cfg_path), "--periods", "1h", "--time-perm", "--block-len", "24",
+                           "--group-cols", "symbol", "--perm-repeats", "1", "--targets", "target_logreturn"]) == 0
+    folder = tmp_path / "reports" / "Synth-TFT" / "base" / "tree_perm"
+    imp = pd.read_csv(folder / "1h" / "target_logreturn_importances.csv")
+    assert (imp["block_len"] == 24).all() and set(imp["era"]) >= {"all"}
+    allrows = imp[imp["era"] == "all"].set_index("feature")
+    assert allrows["cluster_size"].max() >= 2  # near-copies permuted together
+    assert len(allrows) == len([c for c in screening_panel.columns if c.startswith(("inf_", "copy_", "noise_",
+                                                                                    "leak_"))])
