@@ -71,7 +71,6 @@ class EmbeddedSection:
         default_factory=lambda: ["lightgbm", "xgboost", "catboost"])
     boruta_rounds: int = bounded(12, ge=3)
     boruta_q: float = bounded(0.05, gt=0.0, lt=1.0)
-    importance: Literal["gain", "permutation"] = "gain"
     linear: bool = True
     linear_max_iter: int = bounded(2000, ge=50)
     stability_subsamples: int = bounded(10, ge=2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from inspect import signature
 
 import numpy as np
 import pandas as pd
@@ -97,15 +98,18 @@ class EmbeddedStage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if classification:
+                extra = {"use_legacy_attributes": False} if "use_legacy_attributes" in signature(
+                    LogisticRegressionCV).parameters else {}  # scikit-learn >= 1.8 names the new attribute layout
                 path = LogisticRegressionCV(Cs=6, cv=cv, l1_ratios=(1.0,), solver="saga",
-                                            max_iter=self.cfg.linear_max_iter, scoring="neg_log_loss").fit(Xs, y)
+                                            max_iter=self.cfg.linear_max_iter, scoring="neg_log_loss",
+                                            **extra).fit(Xs, y)
                 make = lambda: LogisticRegression(C=float(np.ravel(path.C_)[0]), l1_ratio=1.0, solver="saga",  # noqa: E731
                                                   max_iter=self.cfg.linear_max_iter)
             else:
                 path = ElasticNetCV(l1_ratio=0.9, cv=cv, max_iter=self.cfg.linear_max_iter).fit(Xs, y)
                 make = lambda: ElasticNet(alpha=path.alpha_, l1_ratio=0.9, max_iter=self.cfg.linear_max_iter)  # noqa: E731
             # time blocks: half of the weekly blocks per subsample, so persistence does not leak across halves
-            block = pd.to_datetime(ts, utc=True).dt.to_period("W").astype(str).to_numpy()
+            block = pd.to_datetime(ts, utc=True).dt.tz_convert(None).dt.to_period("W").astype(str).to_numpy()
             ids = np.unique(block)
             freq = np.zeros(X.shape[1])
             for _ in range(self.cfg.stability_subsamples):

@@ -42,7 +42,9 @@ class TargetInfo:
 def date_key(ts: pd.Series, period: str) -> pd.Series:
     """The 'date' of the per-date IC: the UTC day for intraday bars, the ISO week for daily bars."""
     t = pd.to_datetime(ts, utc=True)
-    return t.dt.floor("D") if period_delta(period) < pd.Timedelta(days=1) else t.dt.to_period("W").dt.start_time
+    if period_delta(period) < pd.Timedelta(days=1):
+        return t.dt.floor("D")
+    return t.dt.tz_convert(None).dt.to_period("W").dt.start_time
 
 
 def nw_lag(period: str, horizon: int, mult: float) -> int:

@@ -51,7 +51,7 @@ def test_stage1_null_panel_allows_nothing(null_screening_panel):
 def test_stage2_boruta_and_stability(sorted_panel):
     feats = ["inf_0", "inf_1", "inf_2", "noise_0", "noise_1", "noise_2"]
     cfg = EmbeddedSection(models=["lightgbm", "xgboost", "catboost"], boruta_rounds=8, stability_subsamples=4,
-                          n_estimators=60, sample_cap=9000)
+                          n_estimators=60, sample_cap=9000, shap=True)
     st = EmbeddedStage(cfg, block_len=48).fit(sorted_panel.sort_values(["symbol", "timestamp"]), feats, REG.name,
                                               False)
     s = st.scores_.set_index("feature")
@@ -59,7 +59,8 @@ def test_stage2_boruta_and_stability(sorted_panel):
                                                                            "boruta_hits"].max()
     assert s.loc[["inf_0", "inf_1", "inf_2"], "boruta_confirmed"].sum() >= 1
     assert not s.loc[["noise_0", "noise_1", "noise_2"], "boruta_confirmed"].any()
-    assert {"lightgbm_gain", "xgboost_gain", "catboost_gain", "stability_freq"} <= set(s.columns)
+    assert {"lightgbm_gain", "xgboost_gain", "catboost_gain", "stability_freq", "shap_mean_abs"} <= set(s.columns)
+    assert s.loc["inf_0", "shap_mean_abs"] > s.loc["noise_0", "shap_mean_abs"]
     assert s.loc["inf_0", "lightgbm_gain"] > s.loc["noise_0", "lightgbm_gain"]
 
 
