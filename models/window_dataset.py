@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, Sampler
 from models.leaf_config import Leaf
 from src.market_data import period_delta
 from utils.errors import ConfigError, DataError
+from utils.io import read_frame
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +83,7 @@ class FeatureScaler:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A leaf's table (parquet, pkl or csv)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"leaf data file not found: {p}; run the fusion (python -m src.fuse_fundamentals) first")
-    if p.suffix == ".parquet":
-        return pd.read_parquet(p)
-    if p.suffix == ".pkl":
-        return pd.read_pickle(p)
-    frame = pd.read_csv(p)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return frame
+    return read_frame(path, "leaf data file not found: {path}; run the fusion (python -m src.fuse_fundamentals) first")
 
 
 def select_features(table: pd.DataFrame, leaf: Leaf) -> list[str]:

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from features.regime_core import REGIME_COLUMNS, regime_features
 from src.market_data import period_delta
 from utils.errors import DataError
-from utils.io import write_csv, write_parquet
+from utils.io import read_frame, write_csv, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -139,16 +139,7 @@ def _fundamentals(path: Path | None, data_path: Path) -> pd.DataFrame | None:
 
 def read_panel(path: str | Path) -> pd.DataFrame:
     """The merged panel (pkl, parquet or csv)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"--data-path {p} not found; build it with python src/build_full_merged.py")
-    if p.suffix == ".pkl":
-        return pd.read_pickle(p)
-    if p.suffix == ".parquet":
-        return pd.read_parquet(p)
-    frame = pd.read_csv(p)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return frame
+    return read_frame(path, "--data-path {path} not found; build it with python src/build_full_merged.py")
 
 
 def build(predictions_root: str | Path, data_path: str | Path, splits: list[str] | None = None,

@@ -45,7 +45,7 @@ from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from src.market_data import period_delta
 from utils.errors import ConfigError, DataError, ProjectError
-from utils.io import read_csv_fast, write_csv, write_json, write_text
+from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +83,7 @@ def expert_targets(cfg: ScreeningConfig, expert: str) -> list[TargetInfo]:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """An expert table (parquet, pkl or csv)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"pkl_path {p} not found; build the expert tables with python -m src.fuse_fundamentals")
-    if p.suffix == ".parquet":
-        return pd.read_parquet(p)
-    if p.suffix == ".pkl":
-        return pd.read_pickle(p)
-    frame = pd.read_csv(p)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return frame
+    return read_frame(path, "pkl_path {path} not found; build the expert tables with python -m src.fuse_fundamentals")
 
 
 def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon: int) -> tuple[pd.DataFrame,

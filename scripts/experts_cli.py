@@ -122,23 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/experts_cli.py", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="experts, leaves, trained or not, best monitor")
-    for cmd in ("train", "resume", "warm"):
-        sp = sub.add_parser(cmd)
+    sub.add_parser("summary", help="each trained leaf: latest predictions and eval report, short table")
+    helps = {"train": None, "resume": None, "warm": None,
+             "predict": "write predictions_*.parquet and an eval report from a checkpoint",
+             "oof": "walk-forward training; each window predicts the span after its data"}
+    for cmd, text in helps.items():
+        sp = sub.add_parser(cmd, help=text)
         sp.add_argument("--expert", required=True)
         sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
-        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    sp = sub.add_parser("predict", help="write predictions_*.parquet and an eval report from a checkpoint")
-    sp.add_argument("--expert", required=True)
-    sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
-    sp.add_argument("--ckpt", default="best", help="best | last | path to a .ckpt (default best)")
-    sp.add_argument("--split", default="val", choices=["val", "test", "all"])
-    sp.add_argument("-v", "--verbose", action="store_true")
-    sub.add_parser("summary", help="each trained leaf: latest predictions and eval report, short table")
-    sp = sub.add_parser("oof", help="walk-forward training; each window predicts the span after its data")
-    sp.add_argument("--expert", required=True)
-    sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
-    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    sp.add_argument("-v", "--verbose", action="store_true")
+        if cmd == "predict":
+            sp.add_argument("--ckpt", default="best", help="best | last | path to a .ckpt (default best)")
+            sp.add_argument("--split", default="val", choices=["val", "test", "all"])
+        else:
+            sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        if cmd in ("predict", "oof"):
+            sp.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.cmd == "summary":
         return summary()

@@ -150,3 +150,26 @@ def file_fingerprint(path: str | os.PathLike[str], length: int = 12) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:length]
+
+
+def read_frame(path: str | os.PathLike[str], missing: str) -> pd.DataFrame:
+    """Read a table by suffix (parquet, pkl, else CSV with a UTC ``timestamp`` column).
+
+    Raises
+    ------
+    DataError
+        When the file does not exist: ``missing`` formatted with ``path``.
+    """
+    from utils.errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(missing.format(path=p))
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p)
+    if p.suffix == ".pkl":
+        return pd.read_pickle(p)
+    frame = pd.read_csv(p)
+    if "timestamp" in frame:
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
