@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from src.market_data import PERIODS
+from src.market_data import PERIODS, check_periods
 from utils.config import bounded, from_mapping, load_config, parse_override
 from utils.errors import ConfigError
 
@@ -174,8 +174,7 @@ class ModelConfig:
 
     def check(self) -> None:
         """The period must be a known label."""
-        if self.period not in PERIODS:
-            raise ConfigError(f"key 'period' = {self.period!r}: valid periods {list(PERIODS)}")
+        check_periods("period", self.period)
 
 
 @dataclass

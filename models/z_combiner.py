@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 from metrics.calibration import TemperatureScaler, brier_score, ece
 from models.outputs import PREDICTION_COLUMNS, PREDICTION_DTYPES, utc_stamp
-from src.market_data import PERIODS, period_delta
+from src.market_data import check_periods, period_delta
 from utils.config import bounded, load_config
 from utils.errors import ConfigError, DataError
 from utils.eval_report import eval_report
@@ -87,8 +87,7 @@ class ZConfig:
         allowed = {"classification": ("logistic", "mlp"), "regression": ("ridge", "mlp_regressor")}[self.mode]
         if self.model not in allowed:
             raise ConfigError(f"key 'model' = {self.model!r}: mode {self.mode!r} takes one of {list(allowed)}")
-        if self.period not in PERIODS:
-            raise ConfigError(f"key 'period' = {self.period!r}: valid periods {list(PERIODS)}")
+        check_periods("period", self.period)
         if not self.feature_prefixes:
             raise ConfigError("key 'feature_prefixes' = []: list at least one column prefix")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from src.market_data import PERIODS
+from src.market_data import check_periods
 from utils.config import bounded
 from utils.errors import ConfigError
 
@@ -40,8 +40,6 @@ class BuildConfig:
 
     def check(self) -> None:
         """Cross-field checks (called by the loader)."""
-        bad = [p for p in self.periods if p not in PERIODS]
-        if bad:
-            raise ConfigError(f"key 'periods' = {self.periods!r}: unknown period(s) {bad}; valid: {list(PERIODS)}")
+        check_periods("periods", self.periods)
         if not self.periods:
             raise ConfigError("key 'periods' = []: give at least one period")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,13 @@ TIME_ALIASES = ("timestamp", "date", "datetime", "time", "open_time")
 PERIODS = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "2h": "2h",
            "4h": "4h", "6h": "6h", "12h": "12h", "1d": "1D"}
 _TABLE_SUFFIXES = (".csv", ".zip", ".parquet", ".pq")
+
+
+def check_periods(key: str, value: str | list[str]) -> None:
+    """Raise a ``ConfigError`` naming ``key`` when a config's period label (or list of them) is unknown."""
+    bad = [p for p in ([value] if isinstance(value, str) else value) if p not in PERIODS]
+    if bad:
+        raise ConfigError(f"key {key!r} = {value!r}: unknown period(s) {bad}; valid periods: {list(PERIODS)}")
 
 
 def period_delta(period: str) -> pd.Timedelta:

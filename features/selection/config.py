@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from src.market_data import PERIODS
+from src.market_data import check_periods
 from utils.config import bounded, load_config
 from utils.errors import ConfigError
 
@@ -173,9 +173,7 @@ class ScreeningConfig:
 
     def check(self) -> None:
         """Known periods; at least one expert."""
-        bad = [p for p in self.periods if p not in PERIODS]
-        if bad:
-            raise ConfigError(f"key 'periods' = {bad}: valid periods {list(PERIODS)}")
+        check_periods("periods", self.periods)
         if not self.experts:
             raise ConfigError("key 'experts' = {}: list at least one expert with its pkl_path")
 

@@ -43,6 +43,11 @@ def test_targets_and_weights_files(leaf_path):
         load_leaf(leaf_path, ["weights.loss_weights={target_vol: 1.0}"])
 
 
+def test_unknown_period(leaf_path):
+    with pytest.raises(ConfigError, match=r"key 'period' = '7x': unknown period\(s\) \['7x'\]; valid periods"):
+        load_leaf(leaf_path, ["period=7x"])
+
+
 def test_period_must_match_folder(leaf_path):
     with pytest.raises(ConfigError, match=r"key 'period' = '4h' but the leaf folder is '1h'"):
         load_leaf(leaf_path, ["period=4h"])

@@ -71,6 +71,9 @@ def test_config_errors(tmp_path):
     path.write_text("mode: regression\nmodel: logistic\n")
     with pytest.raises(ConfigError, match="key 'model' = 'logistic': mode 'regression' takes one of"):
         load_z_config(path)
+    path.write_text("period: 7x\n")
+    with pytest.raises(ConfigError, match=r"key 'period' = '7x': unknown period\(s\)"):
+        load_z_config(path)
     path.write_text("moddel: mlp\n")
     with pytest.raises(ConfigError, match="moddel"):
         load_z_config(path)
