@@ -417,8 +417,11 @@ class MyTFTModule(L.LightningModule):
 
     def prediction_frame(self, fields: dict[str, np.ndarray], split: str) -> pd.DataFrame:
         """The long contract frame of accumulated CPU fields."""
-        return long_frame(self.decode(fields), self.target_names, self.kinds, self.quantiles,
-                          self.spec["categories"], self.versions, split)
+        return self._long_frame(self.decode(fields), split)
+
+    def _long_frame(self, decoded: dict[str, np.ndarray], split: str) -> pd.DataFrame:
+        return long_frame(decoded, self.target_names, self.kinds, self.quantiles, self.spec["categories"],
+                          self.versions, split)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Contract outputs of one batch, already on the CPU.
@@ -427,9 +430,9 @@ class MyTFTModule(L.LightningModule):
         'head_bias'}, 'schema_ver', 'data_ver', 'expert_ver', 'train_window_id', 'antilog_return',
         'future_price'}`` plus ``quantiles`` [B, T, Q], ``y_true`` and ``meta['timestamp']``.
         """
-        fields = self._cpu_fields(self(batch)["pred"], batch)
-        self._pred.append(fields)
-        d = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.decode(fields).items()}
+        decoded = self.decode(self._cpu_fields(self(batch)["pred"], batch))
+        self._pred.append(decoded)  # decoded once; the epoch end only concatenates
+        d = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in decoded.items()}
         return {
             "score": d["score"], "uncertainty": d["uncertainty"], "quantiles": d["quantiles"], "y_true": d["y_true"],
             "meta": {k: d[k] for k in ("symbol_idx", "period_idx", "time_idx", "head_scale", "head_bias",
@@ -447,9 +450,9 @@ class MyTFTModule(L.LightningModule):
         if not self._pred or not self.trainer.is_global_zero:
             self._pred = []
             return
-        fields = {k: np.concatenate([b[k] for b in self._pred]) for k in self._pred[0]}
+        decoded = {k: np.concatenate([b[k] for b in self._pred]) for k in self._pred[0]}
         self._pred = []
-        frame = self.prediction_frame(fields, self.predict_split)
+        frame = self._long_frame(decoded, self.predict_split)
         cfg = self.spec["config"]["model"]
         log_dir, stamp = self._log_dir(), utc_stamp()
         path = write_predictions(frame, log_dir / "predictions", cfg["expert"], cfg["period"], stamp)
