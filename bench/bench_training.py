@@ -146,7 +146,8 @@ def evaluate_quality(leaf, ckpt: str, epochs_note: str) -> None:
     from sklearn.metrics import average_precision_score
 
     module = MyTFTModule.load_from_checkpoint(ckpt)
-    data = build_window_data(leaf, categories=module.spec["categories"], scalers=module.spec["scalers"])
+    data = build_window_data(leaf, categories=module.spec["categories"], scalers=module.spec["scalers"],
+                             features=module.spec["features"])
     module.eval()
     with torch.no_grad():
         p = torch.cat([torch.sigmoid(module(b)["pred"][:, 0, 0]) for b in make_loader(data, "val", 1024, False)])

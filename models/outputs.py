@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.calibration import reliability_curve
-from utils.io import read_csv_fast, write_csv, write_parquet
+from utils.io import atomic_path, read_csv_fast, write_csv, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,6 @@ def reliability_figure(frame: pd.DataFrame, n_bins: int = 15, title: str = ""):
 def save_figure(fig, path: str | Path) -> Path:
     """Write a matplotlib figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
-
-    from utils.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -74,14 +74,8 @@ def load_expert(ckpt: str | Path) -> tuple[MyTFTModule, Leaf]:
 def checkpoint_data(module: MyTFTModule, leaf: Leaf, table: pd.DataFrame | None = None) -> WindowData:
     """The leaf's windows transformed with the checkpoint's categories and scalers."""
     table = read_table(leaf.model.data.path) if table is None else table
-    data = build_window_data(leaf, table, categories=module.spec["categories"], scalers=module.spec["scalers"])
-    if data.features != module.spec["features"]:
-        missing = sorted(set(module.spec["features"]) - set(data.features))
-        extra = sorted(set(data.features) - set(module.spec["features"]))
-        raise DataError(f"{leaf.model.data.path}: its feature columns differ from the checkpoint's "
-                        f"(missing {missing[:10]}, extra {extra[:10]}); predict on a table with the training "
-                        f"columns or retrain")
-    return data
+    return build_window_data(leaf, table, categories=module.spec["categories"], scalers=module.spec["scalers"],
+                             features=module.spec["features"])
 
 
 def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowData | None = None,

@@ -187,7 +187,7 @@ class WindowData:
 
 
 def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
-                      scalers: dict | None = None) -> WindowData:
+                      scalers: dict | None = None, features: list[str] | None = None) -> WindowData:
     """Build tensors and split indices for ``leaf``.
 
     Parameters
@@ -200,6 +200,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         Fixed encodings and fitted scalers from a checkpoint (prediction / resume); when omitted the
         categories come from the whole table (identical on every DDP rank) and the scalers are fit on
         the training span.
+    features : list of str, optional
+        The checkpoint's feature list (with ``scalers``): the leaf's rules must select exactly these
+        columns of ``table``, or the fitted scalers and weights would be applied to the wrong inputs.
     """
     m = leaf.model
     table = read_table(m.data.path) if table is None else table
@@ -213,7 +216,14 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     if missing:
         raise ConfigError(f"{leaf.config_path.parent / 'targets.yaml'}: key 'targets' = {missing}: not columns of "
                           f"{m.data.path}")
-    features = select_features(table, leaf)
+    selected = select_features(table, leaf)
+    if features is not None and selected != features:
+        missing = sorted(set(features) - set(selected))
+        extra = sorted(set(selected) - set(features))
+        raise DataError(f"{m.data.path}: its feature columns differ from the checkpoint's "
+                        f"(missing {missing[:10]}, extra {extra[:10]}); predict on a table with the training "
+                        f"columns or retrain")
+    features = selected
     L, H = m.window.encoder_length, m.window.max_prediction_length
     step = period_delta(m.period)
     ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")

@@ -86,8 +86,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return read_frame(path, "pkl_path {path} not found; build the expert tables with python -m src.fuse_fundamentals")
 
 
-def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon: int) -> tuple[pd.DataFrame,
-                                                                                             pd.DataFrame]:
+def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon: int,
+                source: str = "the table") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training part, outer span): training labels end before the outer span starts."""
     o = cfg.splits.outer
     ts = pd.to_datetime(frame["timestamp"], utc=True)
@@ -99,25 +99,26 @@ def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon:
     train = frame[(ts + period_delta(period) * horizon < start).to_numpy()]
     outer = frame[(ts >= start).to_numpy()]
     if len(train) < 500:
-        raise DataError(f"only {len(train)} {period} training rows before the outer span ({start}); shorten "
-                        f"splits.outer")
+        raise DataError(f"{source}: only {len(train)} {period} training rows before the outer span ({start}); "
+                        f"need >= 500: shorten splits.outer")
     return train, outer
 
 
 def period_data(table: pd.DataFrame, modality: str, period: str, targets: list[TargetInfo],
-                cfg: ScreeningConfig) -> PeriodData:
-    """Rows, features and split of one period of a table."""
+                cfg: ScreeningConfig, source: str = "the table") -> PeriodData:
+    """Rows, features and split of one period of a table (``source`` names it in error messages)."""
     frame = table[table["period"] == period].sort_values(["timestamp", "symbol"], ignore_index=True)
+    where = f"{source} ({modality})"
     if frame.empty:
-        raise DataError(f"no {period} rows in the {modality} table")
+        raise DataError(f"{where}: no {period} rows; build the period in the merged panel or drop it from 'periods'")
     missing = [t.name for t in targets if t.name not in frame]
     if missing:
-        raise DataError(f"target column(s) {missing} missing from the {modality} table")
+        raise DataError(f"{where}: target column(s) {missing} missing; the expert's targets.yaml names them")
     target_names = {t.name for t in targets}
     features = [c for c in frame.columns if c not in ID_COLUMNS and not c.startswith("target_")
                 and c not in target_names and pd.api.types.is_numeric_dtype(frame[c])
                 and not pd.api.types.is_bool_dtype(frame[c])]
-    train, outer = outer_split(frame, cfg, period, max(t.horizon for t in targets))
+    train, outer = outer_split(frame, cfg, period, max(t.horizon for t in targets), where)
     return PeriodData(modality, period, train, outer, features)
 
 
@@ -246,7 +247,7 @@ def screen_modality(cfg: ScreeningConfig, expert: str, modality: str, path: str,
                     force: bool) -> tuple[pd.DataFrame, list[PeriodData]]:
     """Run (or reuse) stages 1-4 for one table; returns the evidence table and the period data."""
     table = read_table(path)
-    data = [period_data(table, modality, p, targets, cfg) for p in cfg.periods]
+    data = [period_data(table, modality, p, targets, cfg, path) for p in cfg.periods]
     root = Path(cfg.output_root) / expert / modality
     dirs = {"filter": root / "stage1_filter", "embedded": root / "stage2_embedded", "tree_perm": root / "tree_perm",
             "wrapper": root / "stage4_wrapper"}
@@ -349,8 +350,9 @@ def run_stage3_cli(args: argparse.Namespace) -> int:
             targets = expert_targets(cfg, expert)
             if args.targets:
                 targets = [t for t in targets if t.name in args.targets.split(",")]
-            data = [period_data(read_table(cfg.experts[expert].pkl_path), "base", p, targets, cfg)
-                    for p in cfg.periods]
+            path = cfg.experts[expert].pkl_path
+            table = read_table(path)  # once for all periods
+            data = [period_data(table, "base", p, targets, cfg, path) for p in cfg.periods]
             stats = pd.DataFrame([{"period": d.period, "target": t.name, "feature": f, "representative": True,
                                    "t_nw": 0.0} for d in data for t in targets for f in d.features])
             folder = Path(cfg.output_root) / expert / "base" / "tree_perm"

@@ -62,6 +62,8 @@ def test_ece_equal_mass_bins_hold_equal_counts_and_bad_strategy():
     assert counts.min() >= 99 and counts.max() <= 101
     with pytest.raises(ValueError, match="strategy must be 'uniform' or 'quantile'"):
         ece(np.zeros(3), np.zeros(3), 5, "kmeans")
+    with pytest.raises(ValueError, match="n_bins must be >= 1, got 0"):
+        ece(np.zeros(3), np.zeros(3), 0)
 
 
 def test_temperature_scaling_lowers_nll_and_ece(overconfident):

@@ -13,7 +13,7 @@ from models.prediction import checkpoint_data, load_expert, predict, resolve_che
 from models.training import run
 from models.window_dataset import WindowDataset
 from tests.models.conftest import write_leaf
-from utils.errors import ConfigError
+from utils.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,3 +141,19 @@ def test_resolve_checkpoint_errors(leaf_path):
         resolve_checkpoint(leaf, "best")
     with pytest.raises(ConfigError, match="--split 'future': use one of"):
         predict(None, leaf, "future")
+
+
+def test_table_and_span_errors(trained):
+    _, result = trained
+    module, ck_leaf = load_expert(result.best_model_path)
+    table = pd.read_parquet(ck_leaf.model.data.path)
+    ck_leaf.model.features.prefixes = ["rv_"]  # rules that now pick more columns than the model was trained on
+    extra = sorted({c for c in table.columns if c.startswith("rv_")} - set(module.spec["features"]))
+    assert extra
+    with pytest.raises(DataError, match=rf"differ from the checkpoint's \(missing \[\], extra \['{extra[0]}'"):
+        checkpoint_data(module, ck_leaf, table)
+    ck_leaf.model.features.prefixes = []
+    data = checkpoint_data(module, ck_leaf, table)
+    data.splits["val"] = data.splits["val"][:0]
+    with pytest.raises(DataError, match="the val span of .* has no window to predict"):
+        predict(module, ck_leaf, "val", data=data)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.z_combiner import ZConfig, horizon_of, load_z_config, purged_split, train_z
+from models.z_combiner import ZConfig, ZSplit, horizon_of, load_z_config, purged_split, train_z
 from tests.conftest import make_z_table
 from utils.errors import ConfigError, DataError
 
@@ -81,6 +81,13 @@ def test_config_errors(tmp_path):
         train_z(_cfg(tmp_path, target="target_nope"), make_z_table(n_bars=300))
     with pytest.raises(DataError, match="no expert score column for target_binarytrend"):
         train_z(_cfg(tmp_path, feature_prefixes=["regime_"]), make_z_table(n_bars=300))
+    path.write_text("feature_prefixes: []\n")
+    with pytest.raises(ConfigError, match="key 'feature_prefixes' = \\[\\]: list at least one column prefix"):
+        load_z_config(path)
+    with pytest.raises(DataError, match=r"only 100 1h rows have target_binarytrend and every input; need >= 200"):
+        train_z(_cfg(tmp_path), make_z_table(n_bars=50))
+    with pytest.raises(DataError, match=r"fit rows and \d+ hold-out rows after the purge; need >= 200 and >= 50"):
+        train_z(_cfg(tmp_path, split=ZSplit(holdout_fraction=0.05)), make_z_table(n_bars=150))
     with pytest.raises(DataError, match="file not found; build it with pipelines/build_oof_for_z.py"):
         train_z(_cfg(tmp_path, data_path=str(tmp_path / "missing.parquet")))
     assert horizon_of("target_binarytrend_h24") == 24 and horizon_of("target_vol") == 1

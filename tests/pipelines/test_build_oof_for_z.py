@@ -95,3 +95,16 @@ def test_errors_and_cli(setup, tmp_path):
     assert out.is_file() and (tmp_path / "z" / "z_train_coverage.csv").is_file()
     assert build_oof_for_z.main(["--predictions-root", str(root), "--data-path", str(tmp_path / "nope.pkl"),
                                  "--output", str(out)]) == 2
+
+
+def test_bad_file_name_and_duplicates_inside_a_file(setup):
+    root, data, write = setup
+    write("Alpha-Dir-TFT", "20260101T000000000000Z")
+    path = next(root.rglob("predictions_*.parquet"))
+    frame = pd.read_parquet(path)
+    pd.concat([frame, frame.iloc[:1]]).to_parquet(path)
+    with pytest.raises(DataError, match=r"rows inside one file"):
+        build(root, data)
+    path.rename(path.with_name("predictions_Alpha-Dir-TFT.parquet"))
+    with pytest.raises(DataError, match=r"predictions_Alpha-Dir-TFT\.parquet: not a predictions_<expert>_<period>"):
+        build(root, data)

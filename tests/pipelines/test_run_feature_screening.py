@@ -139,3 +139,23 @@ def test_tree_perm_runs_alone(tmp_path, screening_panel):
     assert allrows["cluster_size"].max() >= 2  # near-copies permuted together
     assert len(allrows) == len([c for c in screening_panel.columns if c.startswith(("inf_", "copy_", "noise_",
                                                                                     "leak_"))])
+
+
+def test_table_errors_name_the_file(tmp_path, screening_panel):
+    cfg = load_screening_config(_setup(tmp_path, screening_panel))
+    table = str(cfg.experts["Synth-TFT"].pkl_path)
+    targets = rfs.expert_targets(cfg, "Synth-TFT")
+    with pytest.raises(DataError, match=r"synth\.parquet \(base\): no 4h rows"):
+        rfs.period_data(screening_panel, "base", "4h", targets, cfg, table)
+    with pytest.raises(DataError, match=r"\(base\): target column\(s\) \['target_logreturn'\] missing"):
+        rfs.period_data(screening_panel.drop(columns=["target_logreturn"]), "base", "1h", targets, cfg, table)
+    cfg.splits.outer.days = 100000
+    with pytest.raises(DataError, match=r"\(base\): only 0 1h training rows before the outer span"):
+        rfs.period_data(screening_panel, "base", "1h", targets, cfg, table)
+    cfg.periods = ["4h"]
+    with pytest.raises(ConfigError, match=r"4h/base/targets\.yaml not found: the screening reads"):
+        rfs.expert_targets(cfg, "Synth-TFT")
+    bad = tmp_path / "none.yaml"
+    bad.write_text("experts: {}\n")
+    with pytest.raises(ConfigError, match="key 'experts' = {}: list at least one expert"):
+        load_screening_config(bad)
