@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 
 from metrics.calibration import TemperatureScaler, brier_score, ece
 from models.outputs import PREDICTION_COLUMNS, PREDICTION_DTYPES, utc_stamp
+from src.generate_targets_auto import horizon_of
 from src.market_data import check_periods, period_delta
 from utils.config import bounded, load_config
 from utils.errors import ConfigError, DataError
@@ -95,12 +95,6 @@ class ZConfig:
 def load_z_config(path: str | Path, overrides: dict | None = None) -> ZConfig:
     """Load and validate the Z-Combiner YAML."""
     return load_config(path, ZConfig, overrides)
-
-
-def horizon_of(target: str) -> int:
-    """Bars of a target name (``_h4`` -> 4; bare -> 1)."""
-    m = re.search(r"_h(\d+)$", target)
-    return int(m.group(1)) if m else 1
 
 
 @dataclass

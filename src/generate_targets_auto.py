@@ -15,6 +15,7 @@ Horizon 1 keeps the bare names above; longer horizons get a ``_h<h>`` suffix
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,6 +39,12 @@ def target_name(kind: str, horizon: int) -> str:
     if kind not in TARGET_KINDS:
         raise DataError(f"unknown target kind {kind!r}; valid kinds: {list(TARGET_KINDS)}")
     return f"target_{kind}" if horizon == 1 else f"target_{kind}_h{horizon}"
+
+
+def horizon_of(target: str) -> int:
+    """Bars of a target name, the inverse of :func:`target_name` (``_h4`` -> 4; bare -> 1)."""
+    m = re.search(r"_h(\d+)$", target)
+    return int(m.group(1)) if m else 1
 
 
 def _drawdown_ahead(close: np.ndarray, h: int) -> np.ndarray:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from src.generate_targets_auto import horizon_of
 from src.market_data import period_delta
 from utils.errors import DataError
 
@@ -50,11 +50,6 @@ class Check:
     name: str
     passed: bool
     detail: str
-
-
-def _horizon(target: str) -> int:
-    m = re.search(r"_h(\d+)$", target)
-    return int(m.group(1)) if m else 1
 
 
 def check_duplicates(z: pd.DataFrame) -> Check:
@@ -100,7 +95,7 @@ def check_late_predictions(z: pd.DataFrame) -> Check:
     for col in [c for c in z.columns if c.endswith("__pred_time")]:
         expert = col.removesuffix("__pred_time")
         targets = [c.split("__")[1] for c in z.columns if c.startswith(f"{expert}__") and c.endswith("__score")]
-        h = min((_horizon(t) for t in targets), default=1)
+        h = min((horizon_of(t) for t in targets), default=1)
         pred = pd.to_datetime(z[col], utc=True)
         late = pred.notna() & (pred >= z["timestamp"] + step * (h + 1))
         if late.any():

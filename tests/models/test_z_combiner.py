@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.z_combiner import ZConfig, ZSplit, horizon_of, load_z_config, purged_split, train_z
+from models.z_combiner import ZConfig, ZSplit, load_z_config, purged_split, train_z
 from tests.conftest import make_z_table
 from utils.errors import ConfigError, DataError
 
@@ -90,4 +90,3 @@ def test_config_errors(tmp_path):
         train_z(_cfg(tmp_path, split=ZSplit(holdout_fraction=0.05)), make_z_table(n_bars=150))
     with pytest.raises(DataError, match="file not found; build it with pipelines/build_oof_for_z.py"):
         train_z(_cfg(tmp_path, data_path=str(tmp_path / "missing.parquet")))
-    assert horizon_of("target_binarytrend_h24") == 24 and horizon_of("target_vol") == 1

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.generate_targets_auto import convert_selected_periods_to_csv, make_targets, target_name
+from src.generate_targets_auto import convert_selected_periods_to_csv, horizon_of, make_targets, target_name
 from src.market_calendar import assign_time_idx
 from tests.conftest import make_bars
 from utils.errors import DataError
@@ -73,3 +73,9 @@ def test_bad_inputs():
         make_targets(make_bars(5).assign(symbol="A"))
     with pytest.raises(DataError, match=r"horizons must be >= 1"):
         make_targets(_panel(make_bars(5)), horizons=[0])
+
+
+def test_horizon_of_inverts_target_name():
+    for kind in ("logreturn", "binarytrend", "vol", "drawdown"):
+        for h in (1, 4, 24):
+            assert horizon_of(target_name(kind, h)) == h
