@@ -118,7 +118,7 @@ def pivot(rows: pd.DataFrame) -> pd.DataFrame:
     wide = wide[sorted(wide.columns)].reset_index()
     stamps = rows.drop_duplicates(KEY).set_index(KEY)["timestamp"]
     wide.insert(3, "timestamp", stamps.reindex(pd.MultiIndex.from_frame(wide[KEY])).to_numpy())
-    step = wide["period"].map(lambda p: period_delta(p))
+    step = wide["period"].map(period_delta)
     for expert in sorted(rows["expert"].unique()):
         has = wide.filter(like=f"{expert}__").filter(like="__score").notna().any(axis=1)
         wide[f"{expert}__pred_time"] = (wide["timestamp"] + step).where(has)
