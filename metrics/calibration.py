@@ -2,8 +2,21 @@
 
 Everything here is pure numpy: arrays in, numbers or frames out. NaN labels are the caller's to drop.
 
-* :class:`TemperatureScaler` - one temperature per target, fit by NLL on validation logits
-  (sklearn-style ``fit`` / ``transform`` / ``predict_proba``).
+* Calibrators of binary logits, one per column, sklearn-style ``fit`` / ``transform`` / ``predict_proba``,
+  made by :func:`make_calibrator` from a method name:
+
+  - :class:`PlattScaler` (``platt``, the default): ``p = sigmoid(scale * logit + bias)``, a slope and an
+    intercept fit by NLL. The intercept makes the mean calibrated probability on the fit span equal the
+    base rate, whatever the model's skill, so it cannot collapse to 0.5 on a 0.58 base rate;
+  - :class:`TemperatureScaler` (``temperature``): ``p = sigmoid(logit / T)``, no intercept, so a biased
+    or uninformative model saturates at the search bound and every probability tends to 0.5;
+  - :class:`IsotonicCalibrator` (``isotonic``): a monotone step map of the logit (sklearn's
+    ``IsotonicRegression``), no parametric form (no ``scale`` / ``bias`` in the contract).
+
+  After ``fit`` each calibrator lists per column what a user must hear in ``warnings_``: a fit that reached
+  a bound, a negative slope (the model ranks backwards on the fit span), or calibrated scores whose spread
+  falls below ``SPREAD_FLOOR`` while the base rate is away from 0.5 (the scores carry no usable signal,
+  or have collapsed) (:func:`collapse_warning`).
 * :func:`ece` - expected calibration error with equal-width (``"uniform"``) or equal-mass
   (``"quantile"``) bins; :func:`reliability_curve` gives the per-bin data behind it.
 * :func:`brier_score`, :func:`pinball_loss`, :func:`quantile_coverage`, :func:`sigma_from_quantiles`.
@@ -28,6 +41,42 @@ logger = logging.getLogger(__name__)
 
 #: Temperatures are searched in [exp(-LOG_T_BOUND), exp(LOG_T_BOUND)].
 LOG_T_BOUND = 5.0
+#: Calibrated probabilities with a standard deviation below this have (almost) no spread.
+SPREAD_FLOOR = 0.005
+#: A base rate further than this from 0.5 is "away from 0.5" for the collapse warning.
+BASE_RATE_TOLERANCE = 0.02
+CALIBRATION_METHODS = ("platt", "temperature", "isotonic")
+
+
+def collapse_warning(y: np.ndarray, p: np.ndarray) -> str:
+    """A warning text when calibrated ``p`` has almost no spread while the base rate of ``y`` is away from 0.5.
+
+    Empty string otherwise. Such scores are (nearly) one constant: either the model carries no usable signal
+    for this target, or a calibration without an intercept has collapsed them towards 0.5.
+    """
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    if len(y) == 0:
+        return ""
+    base, spread = float(np.mean(y)), float(np.std(p))
+    if spread < SPREAD_FLOOR and abs(base - 0.5) > BASE_RATE_TOLERANCE:
+        return (f"calibrated scores have almost no spread (std {spread:.4f} < {SPREAD_FLOOR}, mean {np.mean(p):.4f}) "
+                f"while the base rate is {base:.4f}: the scores carry no usable signal")
+    return ""
+
+
+def _fit_columns(logits: np.ndarray, y: np.ndarray, names: list[str] | None):
+    """Yield ``(k, name, logits_k, y_k)`` per column with finite pairs; single-class columns warn and are skipped."""
+    logits2, y2 = _as_2d(logits), _as_2d(y)
+    for k in range(logits2.shape[1]):
+        ok = np.isfinite(y2[:, k]) & np.isfinite(logits2[:, k])
+        lk, yk = logits2[ok, k].astype(np.float64), y2[ok, k].astype(np.float64)
+        name = names[k] if names else str(k)
+        if len(np.unique(yk)) < 2:
+            warnings.warn(f"calibration for {name!r} undefined: its labels hold a single class "
+                          f"({np.unique(yk).tolist()} over {len(yk)} rows); probabilities stay uncalibrated",
+                          RuntimeWarning, stacklevel=3)
+            continue
+        yield k, name, lk, yk
 
 
 def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -56,41 +105,147 @@ class TemperatureScaler:
         Column names used in warnings.
     """
 
+    method = "temperature"
+
     def __init__(self, names: list[str] | None = None) -> None:
         self.names = names
-        self.temperatures_: np.ndarray | None = None
 
     def fit(self, logits: np.ndarray, y: np.ndarray) -> TemperatureScaler:
         """Fit on ``logits`` and labels of shape ``[n]`` or ``[n, k]``; NaN labels are ignored per column."""
-        logits2, y2 = _as_2d(logits), _as_2d(y)
-        temps = np.full(logits2.shape[1], np.nan)
-        for k in range(logits2.shape[1]):
-            ok = np.isfinite(y2[:, k]) & np.isfinite(logits2[:, k])
-            lk, yk = logits2[ok, k].astype(np.float64), y2[ok, k].astype(np.float64)
-            name = self.names[k] if self.names else str(k)
-            if len(np.unique(yk)) < 2:
-                warnings.warn(f"temperature for {name!r} undefined: its labels hold a single class "
-                              f"({np.unique(yk).tolist()} over {len(yk)} rows); probabilities stay uncalibrated",
-                              RuntimeWarning, stacklevel=2)
-                continue
+        k_cols = _as_2d(logits).shape[1]
+        self.temperatures_ = np.full(k_cols, np.nan)
+        self.warnings_ = [""] * k_cols
+        for k, _name, lk, yk in _fit_columns(logits, y, self.names):
             res = minimize_scalar(lambda s, lk=lk, yk=yk: _nll(lk, yk, math.exp(s)),
                                   bounds=(-LOG_T_BOUND, LOG_T_BOUND), method="bounded",
                                   options={"xatol": 1e-5})
-            temps[k] = math.exp(res.x)
-        self.temperatures_ = temps
+            self.temperatures_[k] = math.exp(res.x)
+            notes = []
+            if abs(res.x) >= LOG_T_BOUND - 1e-3:
+                notes.append(f"temperature reached its bound (T = {math.exp(res.x):.4g})")
+            notes.append(collapse_warning(yk, expit(lk / self.temperatures_[k])))
+            self.warnings_[k] = "; ".join(n for n in notes if n)
         return self
+
+    @property
+    def scale_(self) -> np.ndarray:
+        """Slope of the contract's ``sigmoid(scale * logit + bias)``: ``1 / T`` (1 where undefined)."""
+        return 1.0 / np.where(np.isfinite(self.temperatures_), self.temperatures_, 1.0)
+
+    @property
+    def bias_(self) -> np.ndarray:
+        """Intercept of the contract: always 0 for temperature scaling."""
+        return np.zeros_like(self.temperatures_)
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
         """Scaled logits ``logit / T`` (``T = 1`` where undefined)."""
-        if self.temperatures_ is None:
+        if not hasattr(self, "temperatures_"):
             raise RuntimeError("TemperatureScaler.transform called before fit")
-        t = np.where(np.isfinite(self.temperatures_), self.temperatures_, 1.0)
-        out = _as_2d(logits) / t
+        out = _as_2d(logits) * self.scale_
         return out.ravel() if np.ndim(logits) == 1 else out
 
     def predict_proba(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities."""
         return expit(self.transform(logits))
+
+
+class PlattScaler:
+    """Platt scaling of binary logits: ``p = sigmoid(scale * logit + bias)``, one slope and intercept per column.
+
+    Fit by (essentially unpenalised) logistic regression of the labels on the logit (sklearn's
+    ``LogisticRegression``). With an intercept, the mean calibrated probability on the fit rows equals
+    their base rate. A single-class column keeps ``scale = 1, bias = 0`` (NaN in ``scales_fit_``) with a
+    warning.
+
+    Parameters
+    ----------
+    names : list of str, optional
+        Column names used in warnings.
+    """
+
+    method = "platt"
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        self.names = names
+
+    def fit(self, logits: np.ndarray, y: np.ndarray) -> PlattScaler:
+        """Fit on ``logits`` and labels of shape ``[n]`` or ``[n, k]``; NaN labels are ignored per column."""
+        from sklearn.linear_model import LogisticRegression
+
+        k_cols = _as_2d(logits).shape[1]
+        self.scale_, self.bias_ = np.ones(k_cols), np.zeros(k_cols)
+        self.scales_fit_ = np.full(k_cols, np.nan)
+        self.warnings_ = [""] * k_cols
+        for k, _name, lk, yk in _fit_columns(logits, y, self.names):
+            # C large: no shrinkage of the slope (the intercept is never penalised with lbfgs)
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(lk[:, None], yk)
+            self.scale_[k], self.bias_[k] = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+            self.scales_fit_[k] = self.scale_[k]
+            notes = [f"negative slope ({self.scale_[k]:.4f}): the model ranks backwards on the fit span"
+                     if self.scale_[k] < 0 else "", collapse_warning(yk, expit(self.scale_[k] * lk + self.bias_[k]))]
+            self.warnings_[k] = "; ".join(n for n in notes if n)
+        return self
+
+    def transform(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated logits ``scale * logit + bias``."""
+        if not hasattr(self, "scale_"):
+            raise RuntimeError("PlattScaler.transform called before fit")
+        out = _as_2d(logits) * self.scale_ + self.bias_
+        return out.ravel() if np.ndim(logits) == 1 else out
+
+    def predict_proba(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities."""
+        return expit(self.transform(logits))
+
+
+class IsotonicCalibrator:
+    """Isotonic calibration of binary logits (sklearn's ``IsotonicRegression``, clipped outside the fit range).
+
+    The map is kept as interpolation knots per column (``knots_``: list of ``(x, y)`` arrays, ``None`` for
+    an undefined column, which passes ``sigmoid(logit)`` through), so it is plain data in a checkpoint.
+    ``scale_`` / ``bias_`` are NaN: the contract's parametric form does not apply.
+    """
+
+    method = "isotonic"
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        self.names = names
+
+    def fit(self, logits: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
+        """Fit on ``logits`` and labels of shape ``[n]`` or ``[n, k]``; NaN labels are ignored per column."""
+        from sklearn.isotonic import IsotonicRegression
+
+        k_cols = _as_2d(logits).shape[1]
+        self.knots_: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_cols
+        self.warnings_ = [""] * k_cols
+        for k, _name, lk, yk in _fit_columns(logits, y, self.names):
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(lk, yk)
+            self.knots_[k] = (np.asarray(iso.X_thresholds_, dtype=np.float64),
+                              np.asarray(iso.y_thresholds_, dtype=np.float64))
+            self.warnings_[k] = collapse_warning(yk, self._map(k, lk))
+        self.scale_ = np.full(k_cols, np.nan)
+        self.bias_ = np.full(k_cols, np.nan)
+        return self
+
+    def _map(self, k: int, x: np.ndarray) -> np.ndarray:
+        knots = self.knots_[k]
+        return expit(x) if knots is None else np.interp(x, knots[0], knots[1])
+
+    def predict_proba(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities."""
+        if not hasattr(self, "knots_"):
+            raise RuntimeError("IsotonicCalibrator.predict_proba called before fit")
+        a = _as_2d(logits)
+        out = np.column_stack([self._map(k, a[:, k]) for k in range(a.shape[1])])
+        return out.ravel() if np.ndim(logits) == 1 else out
+
+
+def make_calibrator(method: str, names: list[str] | None = None):
+    """The calibrator for a method name (``platt``, ``temperature`` or ``isotonic``)."""
+    classes = {"platt": PlattScaler, "temperature": TemperatureScaler, "isotonic": IsotonicCalibrator}
+    if method not in classes:
+        raise ValueError(f"unknown calibration method {method!r}; valid: {list(classes)}")
+    return classes[method](names)
 
 
 def _as_2d(a: np.ndarray) -> np.ndarray:

@@ -102,6 +102,17 @@ class ArchSection:
 
 
 @dataclass
+class CalibrationSection:
+    """Calibration of classification heads on the validation span (``metrics.calibration``).
+
+    ``platt`` (slope and intercept; the default: its intercept keeps the mean probability at the base rate),
+    ``temperature`` (one divisor, no intercept) or ``isotonic`` (monotone step map).
+    """
+
+    method: Literal["platt", "temperature", "isotonic"] = "platt"
+
+
+@dataclass
 class OptimizerSection:
     """AdamW with an optional schedule."""
 
@@ -165,6 +176,7 @@ class ModelConfig:
     window: WindowSection = field(default_factory=WindowSection)
     split: SplitSection = field(default_factory=SplitSection)
     model: ArchSection = field(default_factory=ArchSection)
+    calibration: CalibrationSection = field(default_factory=CalibrationSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     trainer: TrainerSection = field(default_factory=TrainerSection)

@@ -9,13 +9,16 @@ vectorized here (one batched matmul for all variables) because pytorch-forecasti
 small network per variable, which dominates the cost with hundreds of inputs.
 
 One head per target reads the decoder step at the target's horizon: a logit for classification,
-quantiles (P10/P50/P90 by default) for regression. :class:`HybridMultiLoss` weights BCE (or focal)
-and pinball losses per target.
+quantiles (P10/P50/P90 by default) for regression. Quantiles are ordered by construction: the head
+outputs the median and non-negative (softplus) increments outwards from it, so P10 <= P50 <= P90 for every
+input. :class:`HybridMultiLoss` weights BCE (or focal) and pinball losses per target.
 
 Output contract (``predict_step`` and ``predictions_*.parquet``), per row and target:
 
-* classification: ``score = sigmoid(head_scale * logit + head_bias)`` with ``head_scale = 1/T`` (the
-  temperature fit on validation) and ``head_bias = 0``; ``uncertainty`` and quantiles are NaN;
+* classification: ``score = sigmoid(head_scale * logit + head_bias)``, the calibration fit on validation
+  (``calibration.method``): Platt's slope and intercept (the default), or ``1/T`` and 0 for temperature
+  scaling; with ``isotonic`` the score is the isotonic map of the logit and ``head_scale`` / ``head_bias``
+  are NaN. ``uncertainty`` and quantiles are NaN;
 * regression: quantiles are de-normalized as ``q = head_scale * q_scaled + head_bias`` (the target
   scaler's standard deviation and mean); ``score = P50``; ``uncertainty = (Q_hi - Q_lo) / (z_hi - z_lo)``
   with the outermost configured quantiles and ``z = Phi^-1`` (for P10/P90: ``(P90 - P10) / 2.5631``), the
@@ -41,7 +44,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from metrics.calibration import TemperatureScaler, sigma_from_quantiles
+from metrics.calibration import make_calibrator, sigma_from_quantiles
 from models.outputs import (
     append_calibration_csv,
     long_frame,
@@ -94,13 +97,27 @@ class VectorizedVSN(nn.Module):
         return self.drop((h * weights.unsqueeze(-1)).sum(-2)), weights
 
 
+def ordered_quantiles(raw: torch.Tensor, median_idx: int) -> torch.Tensor:
+    """Quantiles ``[..., Q]`` that never cross: ``raw[median_idx]`` is the median, the other entries are turned
+    into non-negative steps (softplus) added above it or subtracted below it, cumulatively outwards."""
+    mid = raw[..., median_idx : median_idx + 1]
+    up = torch.cumsum(nn.functional.softplus(raw[..., median_idx + 1 :]), dim=-1)
+    down = torch.flip(torch.cumsum(nn.functional.softplus(torch.flip(raw[..., :median_idx], [-1])), dim=-1), [-1])
+    return torch.cat([mid - down, mid, mid + up], dim=-1)
+
+
 class TFTNet(nn.Module):
     """The network; ``forward(batch) -> dict(pred=[B, T, Q], weights...)``."""
 
     def __init__(self, n_enc: int, n_dec: int, n_symbols: int, n_periods: int, n_targets: int, head_steps: list[int],
-                 hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int) -> None:
+                 hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int,
+                 median_idx: int | None = None, regression: list[bool] | None = None) -> None:
         super().__init__()
         self.head_steps = head_steps
+        # regression heads: raw[median] is P50, the other raw outputs are softplus increments outwards from it
+        self.median_idx = median_idx
+        self.register_buffer("is_reg", torch.tensor(regression or [False] * n_targets, dtype=torch.bool),
+                             persistent=False)
         self.sym_emb = nn.Embedding(n_symbols, hidden)
         self.per_emb = nn.Embedding(n_periods, hidden)
         self.static_select = GatedResidualNetwork(2 * hidden, hidden, 2, dropout)
@@ -148,6 +165,8 @@ class TFTNet(nn.Module):
         steps = torch.as_tensor(self.head_steps, device=out.device)
         picked = out[:, steps]  # [B, T, H]: each target reads the decoder step at its horizon
         pred = torch.einsum("bth,thq->btq", picked, self.head_w) + self.head_b
+        if self.median_idx is not None and pred.shape[-1] > 1:
+            pred = torch.where(self.is_reg[None, :, None], ordered_quantiles(pred, self.median_idx), pred)
         return {"pred": pred, "encoder_weights": enc_w, "decoder_weights": dec_w, "static_weights": static_w,
                 "attention": att_w}
 
@@ -231,6 +250,9 @@ class MyTFTModule(L.LightningModule):
             head_steps=[min(t["horizon"], dec_len) - 1 for t in targets], hidden=arch["hidden_size"],
             heads=arch["attention_heads"], lstm_layers=arch["lstm_layers"], dropout=arch["dropout"],
             d_embed=arch["hidden_continuous_size"], n_quantiles=len(arch["quantiles"]),
+            # checkpoints from before ordered quantiles keep their free head (spec without the flag)
+            median_idx=list(arch["quantiles"]).index(0.5) if spec.get("ordered_quantiles") else None,
+            regression=[t["kind"] == "regression" for t in targets],
         )
         w = spec["config"]["weights"]
         self.loss_fn = HybridMultiLoss(
@@ -238,8 +260,13 @@ class MyTFTModule(L.LightningModule):
             w["focal_gamma"] if w["classification_loss"] == "focal" else None)
         self.quantiles = list(arch["quantiles"])
         self.median_idx = self.quantiles.index(0.5)
-        # fitted at each validation end; saved in checkpoints with the weights
-        self.register_buffer("temperature", torch.ones(len(targets)))
+        # fitted at each validation end; saved in checkpoints with the weights (isotonic knots: on_save_checkpoint)
+        self.register_buffer("cal_scale", torch.ones(len(targets)))
+        self.register_buffer("cal_bias", torch.zeros(len(targets)))
+        # configs from before the calibration section used temperature scaling
+        self.cal_method = cfg.get("calibration", {}).get("method", "temperature")
+        self.cal_knots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(targets)
+        self.cal_warnings: list[str] = [""] * len(targets)
         self.is_cls = np.array([k == "classification" for k in self.kinds])
         self.is_logreturn = np.array([k == "regression" and "logreturn" in n
                                       for n, k in zip(self.target_names, self.kinds, strict=True)])
@@ -285,11 +312,12 @@ class MyTFTModule(L.LightningModule):
         self._imp_n += 1
 
     def on_validation_epoch_end(self) -> None:
-        """Monitor metrics, temperature fit, calibration metrics, eval report and reliability curves.
+        """Monitor metrics, calibration fit, calibration metrics, eval report and reliability curves.
 
         Logs ``val_<target>_ap@<period>`` / ``val_<target>_rmse@<period>`` (the monitors) and, outside the
-        sanity check, ``val_ece@<target>``, ``val_brier@<target>``, ``val_temperature@<target>`` (classification)
-        and ``val_cov_p10@<target>``, ``val_cov_p90@<target>``, ``val_pinball@<target>`` (regression).
+        sanity check, ``val_ece@<target>``, ``val_brier@<target>``, ``val_cal_scale@<target>``,
+        ``val_cal_bias@<target>`` (classification) and ``val_cov_p10@<target>``, ``val_cov_p90@<target>``,
+        ``val_pinball@<target>`` (regression).
         """
         if not self._val:
             return
@@ -299,12 +327,13 @@ class MyTFTModule(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         y_true = self._denormalize(fields["target"])
-        self.fit_temperature(fields["pred"][:, :, 0], y_true)
+        self.fit_calibration(fields["pred"][:, :, 0], y_true)
         frame = self.prediction_frame(fields, "val")
         report = eval_report(frame)
         for _, row in report[report["symbol"] == "ALL"].iterrows():
             k = self.target_names.index(row["target"])
-            values = ({"ece": row.get("ece"), "brier": row.get("brier"), "temperature": self.temperature[k].item()}
+            values = ({"ece": row.get("ece"), "brier": row.get("brier"), "cal_scale": self.cal_scale[k].item(),
+                       "cal_bias": self.cal_bias[k].item()}
                       if row["kind"] == "classification" else
                       {"cov_p10": row.get("cov_p10"), "cov_p90": row.get("cov_p90"), "pinball": row.get("pinball")})
             for metric, value in values.items():
@@ -335,8 +364,12 @@ class MyTFTModule(L.LightningModule):
         stamp = getattr(self, "_fit_stamp", None) or utc_stamp()
         self._fit_stamp = stamp  # one report file per run, rewritten each epoch with the latest one
         rows = report[report["symbol"] == "ALL"].assign(epoch=epoch, step=int(self.global_step))
-        rows["temperature"] = [self.temperature[self.target_names.index(t)].item() if k == "classification"
-                               else np.nan for t, k in zip(rows["target"], rows["kind"], strict=True)]
+        k_of = [self.target_names.index(t) for t in rows["target"]]
+        cls = (rows["kind"] == "classification").to_numpy()
+        rows["method"] = np.where(cls, self.cal_method, "")
+        rows["cal_scale"] = np.where(cls, [self.cal_scale[k].item() for k in k_of], np.nan)
+        rows["cal_bias"] = np.where(cls, [self.cal_bias[k].item() for k in k_of], np.nan)
+        rows["calibration_warning"] = [self.cal_warnings[k] for k in k_of]
         append_calibration_csv(rows, log_dir / "val_calibration.csv")
         write_eval_report(report.assign(epoch=epoch), log_dir, cfg["expert"], cfg["period"], stamp, writer,
                           int(self.global_step), tag="val_eval")
@@ -374,30 +407,48 @@ class MyTFTModule(L.LightningModule):
     def _denormalize(self, y_scaled: np.ndarray) -> np.ndarray:
         return y_scaled.astype(np.float64) * self.y_scale + self.y_mean
 
-    def fit_temperature(self, logits: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        """Fit one temperature per classification target on validation logits (NaN: single class, kept 1)."""
+    def fit_calibration(self, logits: np.ndarray, y_true: np.ndarray):
+        """Fit the leaf's calibration method per classification target on validation logits.
+
+        Sets ``cal_scale`` / ``cal_bias`` (NaN for isotonic, whose map is kept in ``cal_knots``) and
+        ``cal_warnings``; a single-class target keeps ``sigmoid(logit)`` (scale 1, bias 0). Every warning of
+        the fit (a bound reached, a negative slope, scores without spread) is logged, naming the target.
+        Returns the fitted calibrator (``None`` without classification targets).
+        """
         cls = np.flatnonzero(self.is_cls)
         if cls.size == 0:
-            return np.array([])
+            return None
         names = [self.target_names[k] for k in cls]
-        temps = TemperatureScaler(names).fit(logits[:, cls], y_true[:, cls]).temperatures_
-        for k, t in zip(cls, temps, strict=True):
-            if not np.isfinite(t):
-                logger.warning("%s: temperature undefined (single-class validation labels); using 1",
-                               self.target_names[k])
-            self.temperature[k] = float(t) if np.isfinite(t) else 1.0
-        return temps
+        cal = make_calibrator(self.cal_method, names).fit(logits[:, cls], y_true[:, cls])
+        for j, k in enumerate(cls):
+            self.cal_scale[k] = float(cal.scale_[j]) if self.cal_method != "isotonic" else float("nan")
+            self.cal_bias[k] = float(cal.bias_[j]) if self.cal_method != "isotonic" else float("nan")
+            self.cal_knots[k] = cal.knots_[j] if self.cal_method == "isotonic" else None
+            self.cal_warnings[k] = cal.warnings_[j]
+            if cal.warnings_[j]:
+                logger.warning("%s %s calibration (%s): %s", self.period, self.target_names[k], self.cal_method,
+                               cal.warnings_[j])
+        return cal
+
+    def calibrated(self, logit: np.ndarray) -> np.ndarray:
+        """Probabilities ``[n, T]`` of logits ``[n, T]`` under the fitted calibration (NaN-free for classification)."""
+        scale = self.cal_scale.detach().cpu().numpy().astype(np.float64)
+        bias = self.cal_bias.detach().cpu().numpy().astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            prob = 1.0 / (1.0 + np.exp(-(np.nan_to_num(scale, nan=1.0) * logit + np.nan_to_num(bias))))
+        for k, knots in enumerate(self.cal_knots):
+            if knots is not None:
+                prob[:, k] = np.interp(logit[:, k], knots[0], knots[1])
+        return prob
 
     def decode(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Network outputs -> contract arrays ``[n, T]`` (see the module docstring for the formulas)."""
         pred = fields["pred"].astype(np.float64)
         n = pred.shape[0]
-        temp = self.temperature.detach().cpu().numpy().astype(np.float64)
         q = pred * self.y_scale[None, :, None] + self.y_mean[None, :, None]
         logit = pred[:, :, 0]
         cls = self.is_cls[None, :]
-        with np.errstate(over="ignore"):
-            prob = 1.0 / (1.0 + np.exp(-logit / temp))
+        prob = self.calibrated(logit)
         lo, hi = self.quantiles[0], self.quantiles[-1]
         sigma = sigma_from_quantiles(q[:, :, 0], q[:, :, -1], lo, hi) if len(self.quantiles) > 1 \
             else np.full((n, len(self.kinds)), np.nan)
@@ -406,8 +457,10 @@ class MyTFTModule(L.LightningModule):
         return {
             "score": np.where(cls, prob, p50), "uncertainty": np.where(cls, np.nan, sigma),
             "quantiles": np.where(cls[:, :, None], np.nan, q),
-            "head_scale": np.broadcast_to(np.where(self.is_cls, 1.0 / temp, self.y_scale), (n, len(self.kinds))),
-            "head_bias": np.broadcast_to(np.where(self.is_cls, 0.0, self.y_mean), (n, len(self.kinds))),
+            "head_scale": np.broadcast_to(np.where(self.is_cls, self.cal_scale.cpu().numpy(), self.y_scale),
+                                          (n, len(self.kinds))),
+            "head_bias": np.broadcast_to(np.where(self.is_cls, self.cal_bias.cpu().numpy(), self.y_mean),
+                                         (n, len(self.kinds))),
             "antilog_return": np.where(logret, np.expm1(p50), np.nan),
             "future_price": np.where(logret, fields["close"][:, None] * np.exp(p50), np.nan),
             "y_true": self._denormalize(fields["target"]),
@@ -461,12 +514,25 @@ class MyTFTModule(L.LightningModule):
                                         int(self.global_step), tag=f"predict_{self.predict_split}")
         self.last_outputs = {"predictions": str(path), "eval_report": str(report_path)}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Isotonic maps are variable-length: they travel as plain lists beside the state dict."""
+        checkpoint["calibration"] = {"method": self.cal_method, "warnings": list(self.cal_warnings), "knots": [
+            None if k is None else [k[0].tolist(), k[1].tolist()] for k in self.cal_knots]}
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Checkpoints written before calibration existed carry no temperatures: use 1 (uncalibrated)."""
+        """Restore the calibration; older checkpoints carry a temperature (scale ``1/T``, bias 0) or nothing."""
         state = checkpoint.get("state_dict", {})
-        if "temperature" not in state:
-            logger.warning("checkpoint has no fitted temperatures; probabilities are uncalibrated (T = 1)")
-            state["temperature"] = torch.ones(len(self.target_names))
+        if "cal_scale" not in state:
+            temp = state.pop("temperature", None)
+            if temp is None:
+                logger.warning("checkpoint has no fitted calibration; probabilities are uncalibrated")
+                temp = torch.ones(len(self.target_names))
+            state["cal_scale"] = 1.0 / temp.float()
+            state["cal_bias"] = torch.zeros(len(self.target_names))
+        saved = checkpoint.get("calibration", {})
+        self.cal_warnings = list(saved.get("warnings", self.cal_warnings))
+        self.cal_knots = [None if k is None else (np.asarray(k[0]), np.asarray(k[1]))
+                          for k in saved.get("knots", self.cal_knots)]
 
     def importances(self) -> pd.DataFrame:
         """Mean variable-selection weights seen in validation (``tft_gating.csv``)."""

@@ -93,7 +93,8 @@ def make_spec(leaf: Leaf, data: WindowData) -> dict:
         "targets": [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets],
         "categories": data.categories,
         "scalers": {"features": data.feature_scaler.state_dict(), "targets": data.target_scaler.state_dict()},
-        "versions": versions(leaf, data),
+        "versions": versions(leaf, data), "excluded_levels": data.excluded_levels or {},
+        "ordered_quantiles": True,  # the regression head's quantiles cannot cross (see models.tft_module)
     }
 
 

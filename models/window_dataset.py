@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from features.stationarity import level_columns
 from models.leaf_config import Leaf
 from src.market_data import period_delta
 from utils.errors import ConfigError, DataError
@@ -86,8 +87,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return read_frame(path, "leaf data file not found: {path}; run the fusion (python -m src.fuse_fundamentals) first")
 
 
-def select_features(table: pd.DataFrame, leaf: Leaf) -> list[str]:
-    """Resolve the feature list: explicit names, a selected-features file, prefix rules (union, table order)."""
+def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None = None,
+                    levels: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Resolve the feature list: explicit names, a selected-features file, prefix rules (union, table order).
+
+    Columns chosen by a prefix rule (or by "no rule: every numeric column") that are non-stationary levels
+    (:func:`features.stationarity.level_columns`, tested on ``fit_rows`` only) are left out; a column listed
+    explicitly (``include`` or the selected-features file) is always kept. ``levels`` replaces the test
+    with a stored verdict (prediction and resume use the checkpoint's, so the columns cannot drift).
+
+    Returns
+    -------
+    (features, excluded levels with their reasons)
+    """
     fs = leaf.model.features
     targets = {t.name for t in leaf.targets.targets}
     numeric = [c for c in table.columns if c not in ID_COLUMNS and not c.startswith("target_")
@@ -106,9 +118,18 @@ def select_features(table: pd.DataFrame, leaf: Leaf) -> list[str]:
     if not fs.include and not fs.selected_features_file and not fs.prefixes:
         chosen = numeric  # no rule: every numeric feature
     chosen = [c for c in chosen if c not in set(fs.exclude)]
+    by_rule = [c for c in chosen if c not in wanted]
+    if levels is None:
+        rows = table if fit_rows is None else table.iloc[fit_rows]
+        levels = level_columns(rows, by_rule) if by_rule else {}
+    excluded = {c: why for c, why in levels.items() if c in by_rule}
+    if excluded:
+        logger.info("%s: %d non-stationary level column(s) left out of the prefix-selected inputs (list them in "
+                    "features.include to keep them): %s", leaf.config_path, len(excluded), sorted(excluded))
+    chosen = [c for c in chosen if c not in excluded]
     if not chosen:
         raise DataError(f"{leaf.config_path}: the feature rules select no column of {leaf.model.data.path}")
-    return chosen
+    return chosen, excluded
 
 
 def calendar_features(ts_ns: np.ndarray, names: list[str]) -> np.ndarray:
@@ -184,10 +205,12 @@ class WindowData:
     encoder_length: int
     decoder_length: int
     train_window: tuple[str, str] = ("", "")  # first and last decision bar of the training span
+    excluded_levels: dict[str, str] | None = None  # prefix-selected level columns left out, with reasons
 
 
 def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
-                      scalers: dict | None = None, features: list[str] | None = None) -> WindowData:
+                      scalers: dict | None = None, features: list[str] | None = None,
+                      levels: dict[str, str] | None = None) -> WindowData:
     """Build tensors and split indices for ``leaf``.
 
     Parameters
@@ -203,6 +226,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     features : list of str, optional
         The checkpoint's feature list (with ``scalers``): the leaf's rules must select exactly these
         columns of ``table``, or the fitted scalers and weights would be applied to the wrong inputs.
+    levels : dict, optional
+        The checkpoint's excluded level columns (see :func:`select_features`); tested on the training
+        span when omitted.
     """
     m = leaf.model
     table = read_table(m.data.path) if table is None else table
@@ -216,14 +242,6 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     if missing:
         raise ConfigError(f"{leaf.config_path.parent / 'targets.yaml'}: key 'targets' = {missing}: not columns of "
                           f"{m.data.path}")
-    selected = select_features(table, leaf)
-    if features is not None and selected != features:
-        missing = sorted(set(features) - set(selected))
-        extra = sorted(set(selected) - set(features))
-        raise DataError(f"{m.data.path}: its feature columns differ from the checkpoint's "
-                        f"(missing {missing[:10]}, extra {extra[:10]}); predict on a table with the training "
-                        f"columns or retrain")
-    features = selected
     L, H = m.window.encoder_length, m.window.max_prediction_length
     step = period_delta(m.period)
     ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")
@@ -246,6 +264,14 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     if m.split.test_end:
         in_test &= ts < _boundary(table["timestamp"], m.split.test_end)
 
+    selected, excluded = select_features(table, leaf, np.flatnonzero(np.asarray(in_train)), levels)
+    if features is not None and selected != features:
+        missing = sorted(set(features) - set(selected))
+        extra = sorted(set(selected) - set(features))
+        raise DataError(f"{m.data.path}: its feature columns differ from the checkpoint's "
+                        f"(missing {missing[:10]}, extra {extra[:10]}); predict on a table with the training "
+                        f"columns or retrain")
+    features = selected
     raw_x = table[features].to_numpy(dtype=np.float64)
     raw_y = table[targets].to_numpy(dtype=np.float64)
     seg = segment_start(table)
@@ -284,6 +310,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         known_names=list(m.features.known_future), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
+        excluded_levels=excluded,
     )
 
 

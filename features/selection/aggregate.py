@@ -26,6 +26,8 @@ def evidence_table(filter_stats: pd.DataFrame, embedded: pd.DataFrame | None, tr
                    wrapper: pd.DataFrame | None) -> pd.DataFrame:
     """One row per (pair, feature) with a 0/1 column per stage (NaN when the stage did not run)."""
     ev = filter_stats[[*PAIR, "feature", "t_nw", "leak_suspect", "representative"]].copy()
+    # features dropped before testing have no leak verdict: NaN must read as "not a suspect", never True
+    ev["leak_suspect"] = ev["leak_suspect"].fillna(False).astype(bool)
     ev["filter"] = ev["representative"].astype(float)
     if embedded is not None and len(embedded):
         ev = ev.merge(embedded[[*PAIR, "feature", "kept"]], on=[*PAIR, "feature"], how="left")
@@ -55,7 +57,7 @@ def aggregate(ev: pd.DataFrame, cfg: AggregationSection, weights: dict[str, floa
     w = {**cfg.weights, **(weights or {})}
     confirm = [s for s in ("embedded", "tree_perm", "wrapper") if ev[s].notna().any()]
     confirmed = ev[confirm].fillna(0).max(axis=1) > 0 if confirm else ev["filter"] > 0
-    cand = (ev["filter"] > 0) & confirmed & ~ev["leak_suspect"].astype(bool)
+    cand = (ev["filter"] > 0) & confirmed & ~ev["leak_suspect"]
     cand &= ev["era_rate"].isna() | (ev["era_rate"] >= cfg.min_appear_rate_era)
     scale = np.where(ev["modality"] == "rich", ev["period"].map(cfg.rich_quality_weights).fillna(1.0), 1.0)
     ev = ev.assign(candidate=cand, score=scale * sum(w.get(s, 1.0) * ev[s].fillna(0) for s in STAGES))
@@ -73,5 +75,5 @@ def aggregate(ev: pd.DataFrame, cfg: AggregationSection, weights: dict[str, floa
     optimized = ev.loc[ev["wrapper"] > 0, "feature"].drop_duplicates().tolist() if ev["wrapper"].notna().any() \
         else core.index.tolist()
     return {"core": core.index.tolist(), "plus": plus, "optimized": optimized,
-            "leak_suspects": sorted(per.index[per["leak_suspect"].astype(bool)]), "table": per.reset_index(),
+            "leak_suspects": sorted(per.index[per["leak_suspect"]]), "table": per.reset_index(),
             "pairs": n_pairs}

@@ -48,7 +48,15 @@ class FilterParams:
     windows: int = bounded(3, ge=1, le=50)
     fdr_q: float = bounded(0.05, gt=0.0, lt=1.0)
     nw_lag_mult: float = bounded(2.0, ge=2.0)
+    min_cross_section: int = bounded(10, ge=2)
     leak_ic: float = bounded(0.3, gt=0.0, le=1.0)
+    leak_ic_self_predictable: float = bounded(0.9, gt=0.0, le=1.0)
+    leak_self_ic: float = bounded(0.1, gt=0.0, le=1.0)
+    leak_min_t: float = bounded(5.0, gt=0.0)
+    leak_collapse_ic: float = bounded(0.1, gt=0.0, le=1.0)
+    leak_min_persistence: float = bounded(0.5, gt=0.0, lt=1.0)
+    leak_max_retention: float = bounded(0.25, ge=0.0, lt=1.0)
+    allow_levels: bool = False
     mi_sample: int = bounded(20000, ge=100)
     min_window_sign_rate: float = bounded(0.5, ge=0.0, le=1.0)
     ic_targets: list[str] | None = None

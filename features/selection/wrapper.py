@@ -9,6 +9,10 @@ test block, so a subset is never evaluated on the rows it was fit on.
 * ``ga``: binary genes, tournament selection, uniform crossover (``cx``), bit-flip mutation (``mut``),
   ``pop`` x ``gen``, run once per seed; ``gene_frequency_`` is each feature's share in the final populations
   and features present in at least half of them are selected.
+
+**No-skill gate.** Both searches always end with some subset, even on pure noise. The chosen subset
+confirms its features only when its out-of-fold score, less one standard error, is above no skill (ROC-AUC
+0.5, Spearman 0); otherwise ``selected_`` is empty and ``beats_no_skill_`` is False.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class WrapperStage:
         self.path_: pd.DataFrame | None = None
         self.gene_frequency_: pd.DataFrame | None = None
         self.selected_: list[str] = []
+        self.beats_no_skill_: bool = False
+        self.score_: tuple[float, float] = (float("nan"), float("nan"))
 
     def fit(self, frame: pd.DataFrame, features: list[str], target: str, classification: bool) -> WrapperStage:
         """Search over ``features`` using the training rows in ``frame``."""
@@ -64,6 +70,13 @@ class WrapperStage:
             self._rfe(X, y, folds, features, classification)
         else:
             self._ga(X, y, folds, features, classification)
+        score, se = self.score_
+        no_skill = 0.5 if classification else 0.0
+        self.beats_no_skill_ = bool(np.isfinite(score) and score - se > no_skill)
+        if not self.beats_no_skill_:
+            logger.info("%s %s: the chosen subset scores %.4f +- %.4f out of fold, not above no skill (%.1f); "
+                        "nothing confirmed", self.period, target, score, se, no_skill)
+            self.selected_ = []
         return self
 
     def _rfe(self, X, y, folds, features, classification) -> None:
@@ -86,6 +99,7 @@ class WrapperStage:
         chosen = ok.loc[ok["n_features"].idxmin()]
         self.path_ = path.assign(chosen=path.index == chosen.name)
         self.selected_ = chosen["features"].split(",")
+        self.score_ = (float(chosen["score"]), float(chosen["se"]))
 
     def _ga(self, X, y, folds, features, classification) -> None:
         g = self.cfg.ga
@@ -119,3 +133,6 @@ class WrapperStage:
         self.gene_frequency_ = pd.DataFrame({"feature": features, "frequency": freq}).sort_values(
             "frequency", ascending=False, ignore_index=True)
         self.selected_ = [f for f, v in zip(features, freq, strict=True) if v >= 0.5]
+        cols = [features.index(f) for f in self.selected_]
+        self.score_ = (cv_score(X, y, folds, cols, self.cfg.model, classification, self.cfg.n_estimators,
+                                self.seed)[:2] if cols else (float("nan"), float("nan")))

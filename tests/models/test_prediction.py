@@ -49,9 +49,9 @@ def test_training_writes_validation_predictions_with_the_contract(trained, small
         assert (frame[col] != "").all() and frame[col].nunique() == 1, col
     assert frame["schema_ver"].iloc[0] == "1" and len(frame["data_ver"].iloc[0]) == 12
     # formulas of the contract
-    assert cls["score"].between(0, 1).all() and (cls["head_bias"] == 0).all()
+    assert cls["score"].between(0, 1).all() and np.isfinite(cls[["head_scale", "head_bias"]]).all().all()
     np.testing.assert_allclose(reg["score"], reg["p50"])
-    assert (reg["p10"] <= reg["p90"]).mean() > 0.9
+    assert (reg["p10"] <= reg["p50"]).all() and (reg["p50"] <= reg["p90"]).all()  # ordered by construction
     np.testing.assert_allclose(reg["uncertainty"], np.maximum(reg["p90"] - reg["p10"], 0) / 2.5631031310892007,
                                rtol=1e-9)
     np.testing.assert_allclose(reg["antilog_return"], np.expm1(reg["p50"]))
@@ -70,13 +70,15 @@ def test_validation_end_calibrates_and_writes_artifacts(trained):
     log_dir = Path(result.log_dir)
     calib = pd.read_csv(log_dir / "val_calibration.csv")
     row = calib[calib["target"] == "target_binarytrend"].iloc[-1]
-    assert np.isfinite(row["temperature"]) and np.isfinite(row["ece"]) and np.isfinite(row["brier"])
+    assert row["method"] == "platt" and np.isfinite(row["cal_scale"]) and np.isfinite(row["cal_bias"])
+    assert np.isfinite(row["ece"]) and np.isfinite(row["brier"]) and "calibration_warning" in calib
     reg = calib[calib["target"] == "target_logreturn_h4"].iloc[-1]
     assert np.isfinite(reg["cov_p10"]) and np.isfinite(reg["pinball"])
     assert list((log_dir / "reliability").glob("reliability_epoch000.png"))
     module, _ = load_expert(result.best_model_path)
-    assert module.temperature[0].item() == pytest.approx(row["temperature"], rel=1e-5)
-    assert module.temperature[1].item() == 1.0  # regression target: no temperature
+    assert module.cal_scale[0].item() == pytest.approx(row["cal_scale"], rel=1e-5)
+    assert module.cal_bias[0].item() == pytest.approx(row["cal_bias"], rel=1e-5, abs=1e-7)
+    assert module.cal_scale[1].item() == 1.0 and module.cal_bias[1].item() == 0.0  # regression target
 
 
 def test_checkpoint_alone_predicts_the_same_scores(trained):
@@ -124,15 +126,14 @@ def test_predict_step_contract_keys(trained):
     np.testing.assert_array_equal(out["meta"]["time_idx"].numpy(), data.time_idx[data.splits["val"][:5]])
 
 
-def test_single_class_validation_keeps_temperature_one(trained, caplog):
+def test_single_class_validation_keeps_logits_uncalibrated(trained):
     _, result = trained
     module, _ = load_expert(result.best_model_path)
     logits = np.linspace(-1, 1, 40)[:, None].repeat(2, 1)
     y = np.column_stack([np.ones(40), np.linspace(-1, 1, 40)])
-    with pytest.warns(RuntimeWarning, match="single class"):
-        temps = module.fit_temperature(logits, y)
-    assert np.isnan(temps[0]) and module.temperature[0].item() == 1.0
-    assert "temperature undefined" in caplog.text
+    with pytest.warns(RuntimeWarning, match="calibration for 'target_binarytrend' undefined: .*single class"):
+        cal = module.fit_calibration(logits, y)
+    assert np.isnan(cal.scales_fit_[0]) and module.cal_scale[0].item() == 1.0 and module.cal_bias[0].item() == 0.0
 
 
 def test_resolve_checkpoint_errors(leaf_path):

@@ -34,7 +34,8 @@ def test_stage1_keeps_one_per_informative_cluster_and_flags_the_leak(stage1):
         assert not [f for f in allow if f.startswith("noise_")]
         assert stage1.leak_suspects_[target] == ["leak_centered"] and "leak_centered" not in allow
     stats = stage1.stats_
-    assert {"coverage", "vif", "cluster", "ic", "icir", "t_nw", "p", "significant", "window_sign_rate"} <= set(stats)
+    assert {"coverage", "vif", "cluster", "ic", "t_nw", "p", "significant", "window_sign_rate", "drop_reason", "rho1",
+            "ic_lag1", "retention", "leak_reason", "target_self_ic", "symbol_sign_rate"} <= set(stats)
     assert stats.loc[stats["feature"] == "inf_0", "cluster"].iloc[0] == stats.loc[stats["feature"] == "copy_0",
                                                                                     "cluster"].iloc[0]
     icmi = stage1.ic_mi_

@@ -1,0 +1,127 @@
+"""Non-stationary level columns: which inputs a model cannot generalise from (pure functions).
+
+A raw price, a cumulative volume or an index level does not mean the same thing next year as it did in
+the training span: a model that leans on it learns *when* a row was, not *what* the market was doing, and
+a screening statistic computed on it is a spurious-regression artefact. Such columns are excluded from
+screening candidates and from prefix-selected model inputs unless a user asks for them explicitly.
+
+The rule (:func:`level_columns`) flags a column when either
+
+1. **its name says so** (:data:`LEVEL_NAMES`, :data:`LEVEL_PATTERNS`): raw OHLC prices, raw volumes and
+   trade counts, price-unit indicators (moving-average bands, channels, ATR, MACD lines), cumulative
+   volume (OBV), open interest, and logged index / supply / count levels of the global sources; or
+2. **the data say so**: an augmented Dickey-Fuller regression (constant, ``ADF_LAGS`` lagged differences)
+   on each symbol's series (subsampled with a stride to at most ``ADF_MAX_POINTS`` points, which keeps a
+   unit root a unit root and only makes a stationary series look more stationary) cannot reject a unit
+   root at 5% (t-statistic above :data:`ADF_CRITICAL_5PCT`, MacKinnon's asymptotic value) for the median
+   symbol. A bounded oscillator or a return rejects easily; a random walk fails 95% of the time per
+   symbol, and the median over symbols makes the verdict stable.
+
+Everything is computed on the rows given (the caller passes its training span only).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+#: Exact column names that are price-unit or cumulative levels.
+LEVEL_NAMES = frozenset({
+    "open", "high", "low", "close", "volume", "quote_volume", "count", "taker_buy_volume",
+    "taker_buy_quote_volume", "vwap", "atr_14", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle",
+    "bb_lower", "kc_upper", "kc_lower", "kc_middle", "obv", "ad", "oi", "oi_value",
+})
+#: Name patterns of level columns (channels, moving-average values, logged global levels).
+LEVEL_PATTERNS = (
+    re.compile(r"^dc_(upper|lower|middle)_\d+$"),
+    re.compile(r"^(sma|ema|wma)_\d+$"),
+    re.compile(r"^ichi_(tenkan|kijun|senkou_a|senkou_b)$"),
+    re.compile(r"^pivot_(p|r\d|s\d)$"),
+    re.compile(r"^altcoin_index(_log)?$"),
+    re.compile(r"^dominance_.*_log$"),
+    re.compile(r"^onchain_.*_log$"),
+)
+ADF_LAGS = 4
+ADF_MAX_POINTS = 2000
+#: MacKinnon (2010) asymptotic 5% critical value of the ADF t-statistic with a constant.
+ADF_CRITICAL_5PCT = -2.86
+#: Symbols tested per column at most (the verdict is about the column, not the symbol).
+ADF_MAX_SYMBOLS = 20
+
+
+def is_level_name(name: str) -> bool:
+    """True when ``name`` is a known level column (rule 1)."""
+    return name in LEVEL_NAMES or any(p.match(name) for p in LEVEL_PATTERNS)
+
+
+def adf_tstat(x: np.ndarray, lags: int = ADF_LAGS) -> float:
+    """ADF t-statistic of ``gamma`` in ``dx_t = a + gamma x_{t-1} + sum_i phi_i dx_{t-i} + e_t`` (NaN if too short).
+
+    More negative is more stationary; compare with :data:`ADF_CRITICAL_5PCT`.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) < 10 * (lags + 2) or np.ptp(x) == 0:
+        return float("nan")
+    dx = np.diff(x)
+    y = dx[lags:]
+    cols = [np.ones_like(y), x[lags:-1]] + [dx[lags - i:-i] for i in range(1, lags + 1)]
+    X = np.column_stack(cols)
+    xtx_inv = np.linalg.pinv(X.T @ X)
+    beta = xtx_inv @ (X.T @ y)
+    resid = y - X @ beta
+    s2 = resid @ resid / max(len(y) - X.shape[1], 1)
+    se = np.sqrt(s2 * xtx_inv[1, 1])
+    return float(beta[1] / se) if se > 0 else float("nan")
+
+
+def _strided(x: np.ndarray, max_points: int) -> np.ndarray:
+    step = max(1, int(np.ceil(len(x) / max_points)))
+    return x[::step]
+
+
+def adf_by_symbol(frame: pd.DataFrame, columns: list[str], symbol_col: str = "symbol",
+                  max_symbols: int = ADF_MAX_SYMBOLS, seed: int = 0) -> pd.DataFrame:
+    """ADF t-statistic per (symbol, column) on each symbol's time-ordered rows; symbols sampled to ``max_symbols``.
+
+    ``frame`` must be sorted by time within each symbol. Returns a frame indexed by symbol, one column per
+    feature.
+    """
+    symbols = pd.unique(frame[symbol_col]) if symbol_col in frame else np.array(["_all"])
+    if len(symbols) > max_symbols:
+        symbols = np.random.default_rng(seed).choice(symbols, max_symbols, replace=False)
+    rows = {}
+    for sym in symbols:  # a loop over at most max_symbols groups; each test is vectorized numpy
+        part = frame[frame[symbol_col] == sym] if symbol_col in frame else frame
+        rows[sym] = {c: adf_tstat(_strided(part[c].to_numpy(dtype=np.float64), ADF_MAX_POINTS)) for c in columns}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def level_columns(frame: pd.DataFrame, columns: list[str], symbol_col: str = "symbol",
+                  test: bool = True) -> dict[str, str]:
+    """The non-stationary level columns among ``columns``, each with the reason (see the module docstring).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Rows of the fit span only, time-sorted within each symbol.
+    columns : list of str
+        Candidate columns.
+    test : bool
+        Also run the ADF test on columns whose names are not known levels.
+
+    Returns
+    -------
+    dict
+        ``{column: reason}``; ``reason`` is ``"level name"`` or ``"unit root (ADF t=..)"``.
+    """
+    out = {c: "level name" for c in columns if is_level_name(c)}
+    rest = [c for c in columns if c not in out]
+    if test and rest and len(frame):
+        t = adf_by_symbol(frame, rest, symbol_col).median(skipna=True)
+        for c, value in t.items():
+            if np.isfinite(value) and value > ADF_CRITICAL_5PCT:
+                out[c] = f"unit root (ADF t={value:.2f} > {ADF_CRITICAL_5PCT})"
+    return out
