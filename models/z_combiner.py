@@ -8,13 +8,18 @@ splits). On one period and target of ``datasets/z_train.parquet``:
 2. **time-ordered purged split**: the fit span holds rows whose label interval ``[t, t + h]`` ends before
    the hold-out start; the hold-out span starts an embargo (>= the horizon) later;
 3. inside the fit span, ``n_folds`` walk-forward folds (each purged the same way) give out-of-fold
-   scores on which the output **calibration** (a temperature, for classification) is fit; the final model
-   is then fit on the whole fit span;
-4. baselines: the **equal-weight** average of the experts' scores for the target and the **single best
-   expert** (chosen on the fit span by PR-AUC, or RMSE for regression);
-5. hold-out comparison: PR-AUC, ECE (15 equal-mass bins) and Brier, or RMSE; a moving-block bootstrap
-   of the difference gives a 90% interval, and the Z-Combiner only *claims* to beat a baseline when the
-   whole interval is above zero.
+   scores on which the output **calibration** (``platt`` by default, or ``temperature`` / ``isotonic``;
+   classification only) is fit; the final model is then fit on the whole fit span. An input column that
+   is constant on the fit span is refused (a ``DataError`` naming it): it carries nothing, and usually
+   means an expert's calibration collapsed;
+4. baselines: the **equal-weight** average of the experts' scores for the target, the **single best
+   expert** (chosen on the fit span by PR-AUC, or RMSE for regression) and **no skill** (the fit span's
+   base rate as a constant probability, or its mean for regression);
+5. hold-out comparison: PR-AUC, ROC-AUC, ECE (15 equal-mass bins) and Brier, or RMSE, with the hold-out
+   base rate; a moving-block bootstrap of the headline difference (PR-AUC, or RMSE) gives a 90% interval.
+   The Z-Combiner only *claims* to beat a baseline when the whole interval is above zero **and** its
+   hold-out Brier (RMSE) is better than no skill's; when no model beats no skill on Brier (RMSE), the
+   report says so in words.
 """
 
 from __future__ import annotations
@@ -31,12 +36,12 @@ import pandas as pd
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from metrics.calibration import TemperatureScaler, brier_score, ece
+from metrics.calibration import brier_score, ece, make_calibrator
 from models.outputs import PREDICTION_COLUMNS, PREDICTION_DTYPES, utc_stamp
 from src.generate_targets_auto import horizon_of
 from src.market_data import check_periods, period_delta
@@ -71,7 +76,7 @@ class ZConfig:
     feature_prefixes: list[str] = field(default_factory=lambda: ["Alpha-Dir-TFT__target_binarytrend",
                                                                  "Derivatives-Micro-TFT__target_binarytrend",
                                                                  "regime_"])
-    calibration: Literal["temperature", "none"] = "temperature"
+    calibration: Literal["platt", "temperature", "isotonic", "none"] = "platt"
     C: float = bounded(1.0, gt=0.0)
     alpha: float = bounded(1.0, ge=0.0)
     hidden_layer_sizes: list[int] = bounded([16], ge=1)
@@ -173,24 +178,23 @@ def _raw_output(model, X: np.ndarray, mode: str) -> np.ndarray:
 class ZCombiner:
     """sklearn-style stacker: ``fit(X, y, timestamps)`` then ``predict`` (probability or value).
 
-    ``fit`` runs the inner purged walk-forward folds to fit the calibration temperature on
-    out-of-fold outputs, then fits the final model on all rows given.
+    ``fit`` runs the inner purged walk-forward folds to fit the output calibration on out-of-fold outputs,
+    then fits the final model on all rows given. Every ``fit`` starts from scratch.
     """
 
     def __init__(self, cfg: ZConfig) -> None:
         self.cfg = cfg
-        self.model_ = None
-        self.temperature_ = 1.0
-        self.inner_folds_: list[tuple[int, int]] = []
 
     def fit(self, X: np.ndarray, y: np.ndarray, ts: pd.Series) -> ZCombiner:
         """Fit on rows of the fit span only (``ts``: their decision timestamps)."""
         cfg = self.cfg
         h = horizon_of(cfg.target)
         emb = cfg.split.embargo_bars if cfg.split.embargo_bars is not None else h
+        self.calibrator_ = None
+        self.inner_folds_: list[tuple[int, int]] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            if cfg.mode == "classification" and cfg.calibration == "temperature":
+            if cfg.mode == "classification" and cfg.calibration != "none":
                 uniq = np.sort(pd.DatetimeIndex(ts).unique())
                 edges = [pd.Timestamp(uniq[int(len(uniq) * j / (cfg.split.n_folds + 1))])
                          for j in range(1, cfg.split.n_folds + 1)] + [None]
@@ -204,22 +208,41 @@ class ZCombiner:
                     oof_y.append(y[ev])
                     self.inner_folds_.append((len(tr), len(ev)))
                 if oof_logit:
-                    t = TemperatureScaler(["z"]).fit(np.concatenate(oof_logit), np.concatenate(oof_y))
-                    self.temperature_ = float(np.nan_to_num(t.temperatures_[0], nan=1.0))
+                    self.calibrator_ = make_calibrator(cfg.calibration, ["z"]).fit(np.concatenate(oof_logit),
+                                                                                   np.concatenate(oof_y))
+                    if self.calibrator_.warnings_[0]:
+                        logger.warning("Z-Combiner calibration (%s): %s", cfg.calibration,
+                                       self.calibrator_.warnings_[0])
             self.model_ = _estimator(cfg).fit(X, y)
         return self
+
+    @property
+    def head(self) -> tuple[float, float]:
+        """(scale, bias) of the contract's ``sigmoid(scale * logit + bias)`` (NaN, NaN for isotonic)."""
+        if self.calibrator_ is None:
+            return 1.0, 0.0
+        return float(self.calibrator_.scale_[0]), float(self.calibrator_.bias_[0])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probability (classification) or value (regression)."""
         raw = _raw_output(self.model_, X, self.cfg.mode)
-        return expit(raw / self.temperature_) if self.cfg.mode == "classification" else raw
+        if self.cfg.mode == "regression":
+            return raw
+        return expit(raw) if self.calibrator_ is None else self.calibrator_.predict_proba(raw)
 
 
 def _score(y: np.ndarray, s: np.ndarray, mode: str) -> dict[str, float]:
     if mode == "regression":
         return {"rmse": float(np.sqrt(np.mean((s - y) ** 2)))}
-    return {"pr_auc": float(average_precision_score(y, s)), "ece": ece(y, s, 15, "quantile"),
-            "brier": brier_score(y, s)}
+    two = len(np.unique(y)) > 1
+    return {"pr_auc": float(average_precision_score(y, s)) if two else float("nan"),
+            "roc_auc": float(roc_auc_score(y, s)) if two else float("nan"),
+            "ece": ece(y, s, 15, "quantile"), "brier": brier_score(y, s)}
+
+
+def _loss_name(mode: str) -> str:
+    """The proper score that decides "better than no skill": Brier (classification) or RMSE."""
+    return "brier" if mode == "classification" else "rmse"
 
 
 def _headline(mode: str) -> tuple[str, int]:
@@ -258,24 +281,46 @@ class ZResult:
     table: pd.DataFrame
 
 
-def _baselines(data: ZData, fit: np.ndarray, mode: str) -> tuple[np.ndarray, str]:
-    """(equal-weight scores of all rows, name of the best single expert on the fit span)."""
+def _baselines(data: ZData, fit: np.ndarray, mode: str) -> tuple[np.ndarray, str, np.ndarray]:
+    """(equal-weight scores, name of the best single expert on the fit span, no-skill constant), all rows."""
     scores = data.frame[data.expert_scores].to_numpy(dtype=np.float64)
     metric, sign = _headline(mode)
     best = max(data.expert_scores, key=lambda c: sign * _score(data.y[fit], data.frame[c].to_numpy()[fit],
                                                                   mode)[metric])
-    return scores.mean(axis=1), best
+    # no skill: the fit span's base rate (or mean) for every row, known before the hold-out starts
+    return scores.mean(axis=1), best, np.full(len(data.y), float(np.mean(data.y[fit])))
+
+
+def _check_inputs_vary(data: ZData, fit: np.ndarray, cfg: ZConfig) -> None:
+    """Refuse input columns that are constant on the fit span (nothing to learn; often a collapsed calibration)."""
+    x = data.X[fit]
+    const = [c for j, c in enumerate(data.inputs) if not np.nanstd(x[:, j]) > 0]
+    if const:
+        raise DataError(f"{cfg.data_path}: input column(s) {const} are constant on the fit span "
+                        f"({len(fit)} {cfg.period} rows): they carry no information (an expert whose calibrated "
+                        f"scores collapsed?); drop them from feature_prefixes or fix the expert")
+
+
+def verdict(table: pd.DataFrame, mode: str) -> str:
+    """One sentence on the hold-out: which models beat no skill on Brier (RMSE), or that none does."""
+    loss = _loss_name(mode)
+    ref = float(table.loc[table["model"] == "no_skill", loss].iloc[0])
+    better = table[(table["model"] != "no_skill") & (table[loss] < ref)]["model"].tolist()
+    if not better:
+        return (f"no model beats no skill on the hold-out: every {loss} is at or above no skill's {ref:.4f}; "
+                f"the experts carry no usable signal for this target here")
+    return f"better than no skill ({loss} {ref:.4f}) on the hold-out: {', '.join(better)}"
 
 
 def _prediction_frame(data: ZData, rows: np.ndarray, score: np.ndarray, cfg: ZConfig, split: str, model: str,
-                      head_scale: float) -> pd.DataFrame:
+                      head: tuple[float, float]) -> pd.DataFrame:
     f = data.frame.iloc[rows]
     out = pd.DataFrame({
         "symbol": f["symbol"].to_numpy(), "period": f["period"].to_numpy(), "time_idx": f["time_idx"].to_numpy(),
         "timestamp": pd.to_datetime(f["timestamp"], utc=True).dt.as_unit("ns").to_numpy(), "target": cfg.target,
         "kind": cfg.mode, "split": split, "score": score, "uncertainty": np.nan, "p10": np.nan,
         "p50": score if cfg.mode == "regression" else np.nan, "p90": np.nan,
-        "head_scale": head_scale, "head_bias": 0.0, "y_true": data.y[rows], "schema_ver": "1",
+        "head_scale": head[0], "head_bias": head[1], "y_true": data.y[rows], "schema_ver": "1",
         "data_ver": "", "expert_ver": model, "train_window_id": "", "antilog_return": np.nan, "future_price": np.nan,
     })
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
@@ -299,24 +344,34 @@ def train_z(cfg: ZConfig, z: pd.DataFrame | None = None) -> ZResult:
     if len(fit) < 200 or len(hold) < 50:
         raise DataError(f"{cfg.data_path}: {len(fit)} fit rows and {len(hold)} hold-out rows after the purge; "
                         f"need >= 200 and >= 50 (lower split.holdout_fraction or produce more OOF predictions)")
+    _check_inputs_vary(data, fit, cfg)
     zc = ZCombiner(cfg).fit(data.X[fit], data.y[fit], ts.iloc[fit])
     z_score = zc.predict(data.X)
-    ew, best = _baselines(data, fit, cfg.mode)
-    candidates = {"z_combiner": z_score, "equal_weight": ew, "best_expert": data.frame[best].to_numpy()}
+    ew, best, no_skill = _baselines(data, fit, cfg.mode)
+    candidates = {"z_combiner": z_score, "equal_weight": ew, "best_expert": data.frame[best].to_numpy(),
+                  "no_skill": no_skill}
     yh = data.y[hold]
     table = pd.DataFrame([{"model": name, **_score(yh, s[hold], cfg.mode)} for name, s in candidates.items()])
+    loss = _loss_name(cfg.mode)
+    z_beats_no_skill = bool(table.loc[table["model"] == "z_combiner", loss].iloc[0]
+                            < table.loc[table["model"] == "no_skill", loss].iloc[0])
     comparisons = {}
-    for base in ("equal_weight", "best_expert"):
+    for base in ("equal_weight", "best_expert", "no_skill"):
         diff, lo, hi = block_bootstrap_diff(yh, z_score[hold], candidates[base][hold], ts.iloc[hold], cfg.mode,
                                             cfg.bootstrap_samples, cfg.bootstrap_block_bars, cfg.period, cfg.seed)
-        comparisons[base] = {"diff": diff, "ci90_low": lo, "ci90_high": hi, "beats": bool(lo > 0)}
+        comparisons[base] = {"diff": diff, "ci90_low": lo, "ci90_high": hi, "interval_above_zero": bool(lo > 0),
+                             "beats": bool(lo > 0) and z_beats_no_skill}
     metrics = {
         "config": dataclasses.asdict(cfg), "inputs": data.inputs, "expert_scores": data.expert_scores,
-        "best_expert": best, "temperature": zc.temperature_, "inner_folds": zc.inner_folds_,
-        "fit_rows": int(len(fit)), "holdout_rows": int(len(hold)),
+        "best_expert": best, "calibration": {"method": cfg.calibration if zc.calibrator_ else "none",
+                                             "scale": zc.head[0], "bias": zc.head[1],
+                                             "warning": zc.calibrator_.warnings_[0] if zc.calibrator_ else ""},
+        "inner_folds": zc.inner_folds_, "fit_rows": int(len(fit)), "holdout_rows": int(len(hold)),
         "fit_span": [str(ts.iloc[fit].min()), str(ts.iloc[fit].max())],
         "holdout_span": [str(ts.iloc[hold].min()), str(ts.iloc[hold].max())],
-        "holdout": table.to_dict(orient="records"), "comparisons": comparisons,
+        "holdout_base_rate" if cfg.mode == "classification" else "holdout_mean": float(np.mean(yh)),
+        "no_skill_value": float(no_skill[0]), "z_beats_no_skill": z_beats_no_skill,
+        "holdout": table.to_dict(orient="records"), "comparisons": comparisons, "verdict": verdict(table, cfg.mode),
     }
     return _write_outputs(cfg, data, fit, hold, candidates, zc, metrics, table)
 
@@ -324,14 +379,14 @@ def train_z(cfg: ZConfig, z: pd.DataFrame | None = None) -> ZResult:
 def _write_outputs(cfg: ZConfig, data: ZData, fit: np.ndarray, hold: np.ndarray, candidates: dict, zc: ZCombiner,
                    metrics: dict, table: pd.DataFrame) -> ZResult:
     out_dir, stamp = Path(cfg.output_dir), utc_stamp()
-    scale = 1.0 / zc.temperature_ if cfg.mode == "classification" else 1.0
-    preds = pd.concat([_prediction_frame(data, fit, candidates["z_combiner"][fit], cfg, "fit", "z", scale),
-                       _prediction_frame(data, hold, candidates["z_combiner"][hold], cfg, "holdout", "z", scale)],
+    head = zc.head if cfg.mode == "classification" else (1.0, 0.0)
+    preds = pd.concat([_prediction_frame(data, fit, candidates["z_combiner"][fit], cfg, "fit", "z", head),
+                       _prediction_frame(data, hold, candidates["z_combiner"][hold], cfg, "holdout", "z", head)],
                       ignore_index=True)
     pred_path = write_parquet(preds, out_dir / "predictions" / f"predictions_Z-Combiner_{cfg.period}_{stamp}.parquet")
     reports = []
     for name, s in candidates.items():
-        frame = _prediction_frame(data, hold, s[hold], cfg, "holdout", name, 1.0)
+        frame = _prediction_frame(data, hold, s[hold], cfg, "holdout", name, (1.0, 0.0))
         if cfg.mode == "regression":
             frame["p10"], frame["p90"] = np.nan, np.nan
         reports.append(eval_report(frame).assign(model=name))
@@ -342,12 +397,23 @@ def _write_outputs(cfg: ZConfig, data: ZData, fit: np.ndarray, hold: np.ndarray,
 
 
 def format_comparison(result: ZResult) -> str:
-    """Hold-out comparison table plus the bootstrap verdicts."""
+    """Hold-out comparison table, the bootstrap verdicts and the no-skill verdict."""
+    m = result.metrics
     lines = [result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}")]
-    for base, c in result.metrics["comparisons"].items():
-        verdict = "beats" if c["beats"] else ("worse (interval below 0)" if c["ci90_high"] < 0
-                                               else "does not beat (interval includes 0)")
+    if "holdout_base_rate" in m:
+        lines.append(f"hold-out base rate {m['holdout_base_rate']:.4f}; no skill = fit-span base rate "
+                     f"{m['no_skill_value']:.4f}")
+    for base, c in m["comparisons"].items():
+        if c["beats"]:
+            verdict_ = "beats"
+        elif c["interval_above_zero"]:
+            verdict_ = "does not beat (interval above 0, but worse than no skill on the hold-out loss)"
+        elif c["ci90_high"] < 0:
+            verdict_ = "worse (interval below 0)"
+        else:
+            verdict_ = "does not beat (interval includes 0)"
         lines.append(f"z_combiner vs {base}: diff {c['diff']:+.4f}, 90% block-bootstrap interval "
-                     f"[{c['ci90_low']:+.4f}, {c['ci90_high']:+.4f}] -> {verdict}")
-    lines.append(f"best expert (chosen on the fit span): {result.metrics['best_expert']}")
+                     f"[{c['ci90_low']:+.4f}, {c['ci90_high']:+.4f}] -> {verdict_}")
+    lines.append(f"best expert (chosen on the fit span): {m['best_expert']}")
+    lines.append(m["verdict"])
     return "\n".join(lines)

@@ -9,7 +9,7 @@ Usage::
 Steps:
 
 1. every ``predictions_<expert>_<period>_<stamp>.parquet`` under ``--predictions-root``; rows of the
-   ``--splits`` spans only (default ``oof``: validation rows fit the temperatures and chose the
+   ``--splits`` spans only (default ``oof``: validation rows fit the calibration and chose the
    checkpoint, so they are not out of sample for the calibrated score);
 2. version checks: ``schema_ver`` must be one value over all files, and ``data_ver`` / ``expert_ver``
    one value per (expert, period); a mismatch is a :class:`DataError` naming the files and values;

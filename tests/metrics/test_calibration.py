@@ -6,6 +6,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, mean_pinball_loss, roc_auc_score
 
 from metrics.calibration import (
+    IsotonicCalibrator,
+    PlattScaler,
     TemperatureScaler,
     binary_nll,
     brier_score,
@@ -14,6 +16,7 @@ from metrics.calibration import (
     pinball_loss,
     quantile_coverage,
     regression_metrics,
+    make_calibrator,
     reliability_curve,
     sigma_from_quantiles,
 )
@@ -110,3 +113,54 @@ def test_coverage_and_sigma_of_a_known_gaussian():
 def test_single_class_metrics_are_nan_not_errors():
     m = classification_metrics(np.ones(20), np.linspace(0.1, 0.9, 20))
     assert np.isnan(m["ap"]) and np.isnan(m["roc_auc"]) and np.isfinite(m["brier"])
+
+
+@pytest.mark.parametrize("skill", [0.0, 0.3, 1.5])
+def test_platt_mean_probability_equals_the_base_rate_whatever_the_skill(skill):
+    """Base rate 0.58 (and 0.6 with uninformative logits): the calibrated mean lands on it on the fit span."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(0.0, 1.0, 20_000)
+    latent = skill * z + rng.logistic(size=z.size)
+    y = (latent > np.quantile(latent, 0.42)).astype(float)  # base rate 0.58 at every skill
+    logits = 2.0 * z - 1.0  # a biased, over-confident model (uninformative when skill is 0)
+    platt = PlattScaler(["dir"]).fit(logits, y)
+    assert platt.predict_proba(logits).mean() == pytest.approx(y.mean(), abs=0.002)
+    assert abs(y.mean() - 0.58) < 0.02
+    temp = TemperatureScaler(["dir"]).fit(logits, y)
+    if skill == 0.0:
+        # the temperature cannot move the mean: it saturates at its bound, probabilities collapse to ~0.5
+        assert abs(temp.predict_proba(logits).mean() - 0.5) < 0.01
+        assert "temperature reached its bound" in temp.warnings_[0] and "no usable signal" in temp.warnings_[0]
+        assert "no usable signal" in platt.warnings_[0]  # the honest constant: the base rate, with a warning
+    else:
+        assert platt.warnings_[0] == ""
+
+
+def test_platt_recovers_base_rate_06_from_uninformative_logits():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0.0, 2.0, 10_000)
+    y = (rng.random(logits.size) < 0.6).astype(float)
+    p = PlattScaler().fit(logits, y).predict_proba(logits)
+    assert p.mean() == pytest.approx(y.mean(), abs=1e-3) and abs(y.mean() - 0.6) < 0.02
+    assert p.std() < 0.02  # nothing to spread on
+
+
+def test_platt_flags_a_backwards_model_and_matches_overconfident_slope(overconfident):
+    logits, y, _ = overconfident
+    platt = PlattScaler(["dir"]).fit(logits, y)
+    assert platt.scale_[0] == pytest.approx(1 / 3, rel=0.05) and abs(platt.bias_[0]) < 0.05
+    backwards = PlattScaler(["dir"]).fit(-logits, y)
+    assert "negative slope" in backwards.warnings_[0]
+
+
+def test_isotonic_is_monotone_calibrated_and_plain_data(overconfident):
+    logits, y, _ = overconfident
+    iso = make_calibrator("isotonic", ["dir"]).fit(logits, y)
+    assert isinstance(iso, IsotonicCalibrator) and np.isnan(iso.scale_[0])
+    grid = np.linspace(-10, 10, 101)
+    p = iso.predict_proba(grid)
+    assert (np.diff(p) >= 0).all() and p.min() >= 0 and p.max() <= 1
+    assert abs(iso.predict_proba(logits).mean() - y.mean()) < 1e-6
+    assert ece(y, iso.predict_proba(logits), 15) < 0.01
+    with pytest.raises(ValueError, match="unknown calibration method 'beta'; valid: \\['platt'"):
+        make_calibrator("beta")

@@ -27,7 +27,40 @@ def test_beats_both_baselines_with_complementary_experts(tmp_path):
     preds = pd.read_parquet(result.predictions_path)
     assert set(preds["split"]) == {"fit", "holdout"} and preds["score"].between(0, 1).all()
     report = pd.read_csv(result.report_path)
-    assert set(report["model"]) == {"z_combiner", "equal_weight", "best_expert"}
+    assert set(report["model"]) == {"z_combiner", "equal_weight", "best_expert", "no_skill"}
+    # the no-skill reference: the fit span's base rate as a constant, beside ROC-AUC and the hold-out base rate
+    assert {"pr_auc", "roc_auc", "brier", "ece"} <= set(table.columns)
+    assert table.loc["no_skill", "roc_auc"] == pytest.approx(0.5)
+    assert table.loc["z_combiner", "brier"] < table.loc["no_skill", "brier"]
+    assert 0 < saved["holdout_base_rate"] < 1 and saved["z_beats_no_skill"]
+    assert "better than no skill" in saved["verdict"] and "z_combiner" in saved["verdict"]
+
+
+def test_never_beats_when_worse_than_no_skill(tmp_path):
+    """Experts that were right on the fit span and are anti-informative on the hold-out: whatever the
+    PR-AUC interval says, a model with a worse hold-out Brier than no skill never "beats" anything."""
+    z = make_z_table(n_bars=3000)
+    late = z["timestamp"] >= z["timestamp"].quantile(0.68)
+    for col in ("E1__target_binarytrend__score", "E2__target_binarytrend__score"):
+        z.loc[late, col] = 1.0 - z.loc[late, col]
+    result = train_z(_cfg(tmp_path), z)
+    table = result.table.set_index("model")
+    assert table.loc["z_combiner", "brier"] > table.loc["no_skill", "brier"]
+    assert table.loc["z_combiner", "roc_auc"] < 0.5
+    assert not any(c["beats"] for c in result.metrics["comparisons"].values())
+    assert result.metrics["verdict"].startswith("no model beats no skill on the hold-out")
+    from models.z_combiner import format_comparison
+
+    text = format_comparison(result)
+    assert "no model beats no skill" in text and "-> beats" not in text
+
+
+def test_constant_input_is_refused(tmp_path):
+    z = make_z_table(n_bars=1000)
+    z["E1__target_binarytrend__score"] = 0.5  # an expert whose calibrated scores collapsed
+    with pytest.raises(DataError, match=r"input column\(s\) \['E1__target_binarytrend__score'\] are constant on the "
+                                        r"fit span"):
+        train_z(_cfg(tmp_path), z)
 
 
 def test_identical_experts_no_claim_to_beat_equal_weight(tmp_path):

@@ -1,0 +1,37 @@
+import torch
+
+from models.tft_module import TFTNet, ordered_quantiles
+
+
+def test_ordered_quantiles_never_cross_and_keep_the_median():
+    g = torch.Generator().manual_seed(0)
+    for q, mid in ((3, 1), (5, 2), (4, 1)):
+        raw = torch.randn(2000, 3, q, generator=g) * 5
+        out = ordered_quantiles(raw, mid)
+        assert (out[..., 1:] >= out[..., :-1]).all()
+        assert torch.equal(out[..., mid], raw[..., mid])
+
+
+def _net(median_idx):
+    return TFTNet(n_enc=5, n_dec=2, n_symbols=3, n_periods=1, n_targets=2, head_steps=[0, 1], hidden=8, heads=2,
+                  lstm_layers=1, dropout=0.0, d_embed=4, n_quantiles=3, median_idx=median_idx,
+                  regression=[False, True])
+
+
+def test_network_regression_heads_are_ordered_on_random_inputs():
+    torch.manual_seed(0)
+    net = _net(1)
+    with torch.no_grad():
+        net.head_b.normal_(0, 10)  # heads far from their initialization
+        net.head_w.normal_(0, 3)
+        batch = {"encoder_cont": torch.randn(64, 6, 5) * 4, "decoder_known": torch.randn(64, 2, 2),
+                 "static_cat": torch.randint(0, 3, (64, 2)) * torch.tensor([1, 0])}
+        pred = net(batch)["pred"]
+    reg = pred[:, 1, :]
+    assert (reg[:, 0] <= reg[:, 1]).all() and (reg[:, 1] <= reg[:, 2]).all()
+    legacy = _net(None)  # a checkpoint from before ordered quantiles: the free head
+    legacy.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        free = legacy(batch)["pred"]
+    assert torch.equal(free[:, 0], pred[:, 0])  # the classification head is untouched
+    assert torch.equal(free[:, 1, 1], pred[:, 1, 1]) and not torch.equal(free[:, 1], pred[:, 1])
