@@ -273,6 +273,8 @@ class MyTFTModule(L.LightningModule):
         self.y_scale = np.asarray(spec["scalers"]["targets"]["scale"], dtype=np.float64)
         self.y_mean = np.asarray(spec["scalers"]["targets"]["mean"], dtype=np.float64)
         self.versions = spec.get("versions", {})
+        # no-skill constants for the eval reports (older checkpoints: the evaluated rows' own, see eval_report)
+        self.no_skill = dict(zip(self.target_names, spec.get("train_target_means", []), strict=False)) or None
         self.predict_split = "val"
         self.last_outputs: dict[str, str] = {}
         self._pred: list[dict] = []
@@ -329,7 +331,7 @@ class MyTFTModule(L.LightningModule):
         y_true = self._denormalize(fields["target"])
         self.fit_calibration(fields["pred"][:, :, 0], y_true)
         frame = self.prediction_frame(fields, "val")
-        report = eval_report(frame)
+        report = eval_report(frame, no_skill=self.no_skill)
         for _, row in report[report["symbol"] == "ALL"].iterrows():
             k = self.target_names.index(row["target"])
             values = ({"ece": row.get("ece"), "brier": row.get("brier"), "cal_scale": self.cal_scale[k].item(),
@@ -509,7 +511,7 @@ class MyTFTModule(L.LightningModule):
         cfg = self.spec["config"]["model"]
         log_dir, stamp = self._log_dir(), utc_stamp()
         path = write_predictions(frame, log_dir / "predictions", cfg["expert"], cfg["period"], stamp)
-        report = eval_report(frame).assign(split=self.predict_split)
+        report = eval_report(frame, no_skill=self.no_skill).assign(split=self.predict_split)
         report_path = write_eval_report(report, log_dir, cfg["expert"], cfg["period"], stamp, self._tb_writer(),
                                         int(self.global_step), tag=f"predict_{self.predict_split}")
         self.last_outputs = {"predictions": str(path), "eval_report": str(report_path)}

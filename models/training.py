@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -95,6 +96,8 @@ def make_spec(leaf: Leaf, data: WindowData) -> dict:
         "scalers": {"features": data.feature_scaler.state_dict(), "targets": data.target_scaler.state_dict()},
         "versions": versions(leaf, data), "excluded_levels": data.excluded_levels or {},
         "ordered_quantiles": True,  # the regression head's quantiles cannot cross (see models.tft_module)
+        # the no-skill constants of the eval reports: each target's base rate (or mean) on the training rows
+        "train_target_means": np.nanmean(data.y_raw[data.splits["train"]], axis=0).tolist(),
     }
 
 

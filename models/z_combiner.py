@@ -389,7 +389,7 @@ def _write_outputs(cfg: ZConfig, data: ZData, fit: np.ndarray, hold: np.ndarray,
         frame = _prediction_frame(data, hold, s[hold], cfg, "holdout", name, (1.0, 0.0))
         if cfg.mode == "regression":
             frame["p10"], frame["p90"] = np.nan, np.nan
-        reports.append(eval_report(frame).assign(model=name))
+        reports.append(eval_report(frame, no_skill={cfg.target: float(candidates["no_skill"][0])}).assign(model=name))
     report_path = write_csv(pd.concat(reports, ignore_index=True),
                             out_dir / f"eval_report_Z-Combiner_{cfg.period}_{stamp}.csv")
     metrics_path = write_json(metrics, out_dir / f"metrics_{stamp}.json")

@@ -279,24 +279,60 @@ def screen_modality(cfg: ScreeningConfig, expert: str, modality: str, path: str,
     return ev, data
 
 
-def forward_compare(data: list[PeriodData], targets: list[TargetInfo], core: list[str], seed: int) -> pd.DataFrame:
-    """Score of a tree model on the outer span: the core subset vs every feature (trained on the training part)."""
+def forward_compare(data: list[PeriodData], targets: list[TargetInfo], core: list[str], seed: int,
+                    drop: dict[str, set[str]] | None = None) -> pd.DataFrame:
+    """A tree model on the outer span: the core subset vs every usable feature (trained on the training part),
+    beside no skill (the training part's base rate, or mean, as a constant).
+
+    Every row has the rank score (``roc_auc`` or ``spearman``) and the proper loss (``brier`` or ``rmse``);
+    ``beats_no_skill`` says whether that loss is below no skill's. ``drop``: per period, the columns stage 1
+    dropped before testing (levels, all-NaN, constant), which the "full" set leaves out too.
+    """
     rows = []
     for d in data:
         if d.modality != "base" or not core:
             continue
+        usable = [f for f in d.features if f not in (drop or {}).get(d.period, set())]
         for t in targets:
             tr, te = d.train[d.train[t.name].notna()], d.outer[d.outer[t.name].notna()]
-            cls = is_classification(tr[t.name].to_numpy(dtype=np.float64))
-            for name, feats in (("core", [f for f in core if f in d.features]), ("full", d.features)):
-                if not feats or te.empty:
+            if te.empty:
+                continue
+            y_tr, y_te = tr[t.name].to_numpy(dtype=np.float64), te[t.name].to_numpy(dtype=np.float64)
+            cls = is_classification(y_tr)
+            key = {"period": d.period, "target": t.name, "metric": "roc_auc" if cls else "spearman",
+                   "outer_rows": len(te)}
+            const = np.full(len(y_te), y_tr.mean())
+            ref = _loss(y_te, const, cls)
+            rows.append({**key, "feature_set": "no_skill", "n_features": 0, "score": 0.5 if cls else 0.0,
+                         "loss": ref, "beats_no_skill": False})
+            for name, feats in (("core", [f for f in core if f in d.features]), ("full", usable)):
+                if not feats:
                     continue
-                m = fit_tree("lightgbm", tr[feats].to_numpy(dtype=np.float64), tr[t.name].to_numpy(), cls, 200, seed)
-                rows.append({"period": d.period, "target": t.name, "feature_set": name, "n_features": len(feats),
-                             "metric": "roc_auc" if cls else "spearman",
-                             "score": model_score(m, te[feats].to_numpy(dtype=np.float64), te[t.name].to_numpy(),
-                                                  cls), "outer_rows": len(te)})
-    return pd.DataFrame(rows)
+                m = fit_tree("lightgbm", tr[feats].to_numpy(dtype=np.float64), y_tr, cls, 200, seed)
+                X_te = te[feats].to_numpy(dtype=np.float64)
+                pred = m.predict_proba(X_te)[:, 1] if cls else m.predict(X_te)
+                loss = _loss(y_te, pred, cls)
+                rows.append({**key, "feature_set": name, "n_features": len(feats),
+                             "score": model_score(m, X_te, y_te, cls), "loss": loss, "beats_no_skill": loss < ref})
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame.insert(frame.columns.get_loc("loss"), "loss_name",
+                     np.where(frame["metric"] == "roc_auc", "brier", "rmse"))
+    return frame
+
+
+def _loss(y: np.ndarray, p: np.ndarray, classification: bool) -> float:
+    """Brier score (classification) or RMSE."""
+    return float(np.mean((p - y) ** 2)) if classification else float(np.sqrt(np.mean((p - y) ** 2)))
+
+
+def _stage1_drops(output_root: Path, modality: str = "base") -> dict[str, set[str]]:
+    """Per period, the features stage 1 dropped before testing (from ``filter_stats.csv``)."""
+    stats = _read(output_root / modality / "stage1_filter" / "filter_stats.csv")
+    if stats is None or "drop_reason" not in stats:
+        return {}
+    dropped = stats[stats["drop_reason"].fillna("").astype(str) != ""]
+    return {p: set(g["feature"]) for p, g in dropped.groupby("period")}
 
 
 def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
@@ -323,7 +359,7 @@ def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
                "optimized": result["optimized"], "leak_suspects": result["leak_suspects"],
                "selected_features_copy": str(copy)}
     if cfg.finalize.forward_compare.enabled:
-        fwd = forward_compare(base_data, targets, result["core"], cfg.seed)
+        fwd = forward_compare(base_data, targets, result["core"], cfg.seed, _stage1_drops(out))
         write_csv(fwd, out / "forward_eval.csv")
         summary["forward_eval"] = fwd.to_dict(orient="records")
     write_json(summary, out / "summary.json")

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -55,7 +56,13 @@ def test_end_to_end_outputs_and_resume(tmp_path, screening_panel, caplog):
     copy = tmp_path / "configs" / "Synth-TFT" / "selected_features.txt"
     assert copy.read_text().split() == core
     fwd = pd.read_csv(out / "forward_eval.csv")
-    assert set(fwd["feature_set"]) == {"core", "full"}
+    assert set(fwd["feature_set"]) == {"core", "full", "no_skill"}
+    ns = fwd[fwd["feature_set"] == "no_skill"]
+    assert (ns["score"].where(ns["metric"] == "roc_auc", 0.5) == 0.5).all() and np.isfinite(ns["loss"]).all()
+    ref = ns.set_index("target")["loss"]
+    for _, row in fwd[fwd["feature_set"] != "no_skill"].iterrows():
+        assert row["beats_no_skill"] == (row["loss"] < ref[row["target"]])
+    assert set(fwd["loss_name"]) == {"brier", "rmse"}
     marker = (out / "base" / "stage1_filter" / "_done.json").read_text()
     caplog.clear()
     assert rfs.main(["--config", str(cfg_path)]) == 0  # second run: every stage reused

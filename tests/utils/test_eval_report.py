@@ -42,3 +42,20 @@ def test_report_rows_and_metrics(long_predictions, tmp_path):
     assert path.name == "eval_report_Alpha-Dir-TFT_1h_20260101T000000Z.csv"
     assert len(pd.read_csv(path)) == 6
     assert "target_logreturn" in format_table(report, symbols="ALL")
+
+
+def test_no_skill_columns_use_the_given_constant_or_the_rows_own(long_predictions):
+    own = eval_report(long_predictions)
+    given = eval_report(long_predictions, no_skill={"target_binarytrend": 0.3, "target_logreturn": 0.002})
+    cls_rows = long_predictions[(long_predictions["kind"] == "classification") & long_predictions["y_true"].notna()]
+    y = cls_rows["y_true"].to_numpy()
+    a = own[(own["symbol"] == "ALL") & (own["target"] == "target_binarytrend")].iloc[0]
+    b = given[(given["symbol"] == "ALL") & (given["target"] == "target_binarytrend")].iloc[0]
+    assert a["no_skill"] == pytest.approx(y.mean()) and a["brier_no_skill"] == pytest.approx(y.mean() * (1 - y.mean()))
+    assert b["no_skill"] == 0.3 and b["brier_no_skill"] == pytest.approx(np.mean((0.3 - y) ** 2))
+    assert b["brier_skill"] == pytest.approx(1 - b["brier"] / b["brier_no_skill"])
+    assert a["brier_skill"] > 0  # the fixture's scores are the true probabilities: real skill
+    reg = given[(given["symbol"] == "ALL") & (given["target"] == "target_logreturn")].iloc[0]
+    yr = long_predictions.loc[long_predictions["kind"] == "regression", "y_true"].to_numpy()
+    assert reg["rmse_no_skill"] == pytest.approx(np.sqrt(np.mean((yr - 0.002) ** 2)))
+    assert reg["rmse_skill"] == pytest.approx(1 - reg["rmse"] / reg["rmse_no_skill"])
