@@ -72,9 +72,8 @@ def adf_tstat(x: np.ndarray, lags: int = ADF_LAGS) -> float:
     xtx_inv = np.linalg.pinv(X.T @ X)
     beta = xtx_inv @ (X.T @ y)
     resid = y - X @ beta
-    s2 = resid @ resid / max(len(y) - X.shape[1], 1)
-    se = np.sqrt(s2 * xtx_inv[1, 1])
-    return float(beta[1] / se) if se > 0 else float("nan")
+    var = (resid @ resid / max(len(y) - X.shape[1], 1)) * xtx_inv[1, 1]
+    return float(beta[1] / np.sqrt(var)) if var > 0 else float("nan")
 
 
 def _strided(x: np.ndarray, max_points: int) -> np.ndarray:

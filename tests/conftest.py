@@ -129,3 +129,22 @@ def null_screening_panel():
     from features.selection.synthetic import make_screening_panel
 
     return make_screening_panel(n_symbols=3, n_rows=3000, n_informative=3, n_copies=3, n_noise=12, null=True, seed=2)
+
+
+@pytest.fixture(scope="session")
+def null_ohlcv_panel():
+    """Null OHLCV panels (random walks with volatility clustering, fat tails, a common factor) run through the
+    real indicator and target code, cached per shape: ``null_ohlcv_panel(n_bars, n_symbols, period, calendar, seed)``.
+    Rows are sorted by (timestamp, symbol) as the screening sorts them."""
+    from src.null_market import null_panel
+
+    cache: dict[tuple, pd.DataFrame] = {}
+
+    def make(n_bars: int, n_symbols: int, period: str = "1h", calendar: str = "24/7", seed: int = 0) -> pd.DataFrame:
+        key = (n_bars, n_symbols, period, calendar, seed)
+        if key not in cache:
+            cache[key] = null_panel(n_bars, n_symbols, seed=seed, period=period, calendar=calendar).sort_values(
+                ["timestamp", "symbol"], ignore_index=True)
+        return cache[key].copy()
+
+    return make

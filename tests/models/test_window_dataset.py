@@ -116,3 +116,28 @@ def test_sampler_shards_disjointly_with_equal_lengths(monkeypatch):
     first = np.concatenate(list(s))
     s.set_epoch(1)
     assert not np.array_equal(first, np.concatenate(list(s)))  # reshuffled per epoch
+
+
+def test_prefix_selected_levels_are_left_out_unless_listed(leaf, table):
+    from models.window_dataset import select_features
+
+    leaf.model.features.include = ["ret_1", "close"]  # a level listed explicitly stays
+    leaf.model.features.prefixes = ["obv", "rsi_", "dc_"]
+    t = table[table.period == "1h"].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    t["drift_index"] = t.groupby("symbol")["ret_1"].cumsum().fillna(0.0)  # a wandering, unnamed level
+    leaf.model.features.prefixes.append("drift_")
+    chosen, excluded = select_features(t, leaf, np.arange(len(t) // 2))
+    assert "close" in chosen and "ret_1" in chosen and "rsi_14" in chosen and "dc_pos_20" in chosen
+    assert {"obv", "dc_upper_20", "dc_lower_55"} <= set(excluded) and not set(excluded) & set(chosen)
+    assert excluded["obv"] == "level name" and excluded["drift_index"].startswith("unit root")
+    # a stored verdict replaces the test (checkpoints): nothing is recomputed, nothing drifts
+    again, same = select_features(t, leaf, levels=excluded)
+    assert again == chosen and same == excluded
+    kept, none = select_features(t, leaf, levels={})
+    assert none == {} and "obv" in kept and "drift_index" in kept
+
+
+def test_checkpoint_spec_carries_the_level_verdict(leaf, table):
+    leaf.model.features.prefixes = ["obv"]
+    data = build_window_data(leaf, table)
+    assert "obv" not in data.features and data.excluded_levels == {"obv": "level name"}
