@@ -5,11 +5,11 @@ Usage::
     python bench/bench_calibration.py [--config configs/experts/Alpha-Dir-TFT/1h/base/model_config.yaml]
                                       [--ckpt best|last|PATH] [--bins 15]
 
-Predicts the validation span (where temperatures were fit) and the later test span (never seen by
+Predicts the validation span (where the calibration was fit) and the later test span (never seen by
 training or calibration) from the checkpoint alone, and prints for every classification target the
-ECE with equal-mass bins before and after temperature scaling, and for every regression target the
-P10/P50/P90 coverage. Goals (Alpha-Dir 1h/base): validation ECE <= 0.02 for the direction target,
-P10/P90 coverage of the return target within 0.05 of 0.10/0.90.
+ECE with equal-mass bins before and after calibration (Platt by default), the base rate and mean score,
+and for every regression target the P10/P50/P90 coverage. Goals (Alpha-Dir 1h/base): validation ECE <= 0.02
+for the direction target, P10/P90 coverage of the return target within 0.05 of 0.10/0.90.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ def _span_rows(frame: pd.DataFrame, bins: int) -> list[dict]:
     for (target, kind), g in known.groupby(["target", "kind"], sort=False):
         y = g["y_true"].to_numpy()
         if kind == "classification":
-            # score = sigmoid(head_scale * logit): recover the raw logit to show the uncalibrated ECE
-            raw = expit(logit(np.clip(g["score"].to_numpy(), 1e-12, 1 - 1e-12)) / g["head_scale"].to_numpy())
-            rows.append({"target": target, "n": len(g), "ece_raw": ece(y, raw, bins), "ece": ece(y, g["score"], bins),
-                         "temperature": 1 / g["head_scale"].iloc[0]})
+            # score = sigmoid(head_scale * logit + head_bias): recover the raw logit to show the uncalibrated ECE
+            scale, bias = g["head_scale"].to_numpy(), g["head_bias"].to_numpy()
+            raw = expit((logit(np.clip(g["score"].to_numpy(), 1e-12, 1 - 1e-12)) - bias) / scale)
+            rows.append({"target": target, "n": len(g), "base_rate": y.mean(), "mean_score": g["score"].mean(),
+                         "ece_raw": ece(y, raw, bins), "ece": ece(y, g["score"], bins), "scale": scale[0],
+                         "bias": bias[0]})
         else:
             rows.append({"target": target, "n": len(g), "cov_p10": quantile_coverage(y, g["p10"]),
                          "cov_p50": quantile_coverage(y, g["p50"]), "cov_p90": quantile_coverage(y, g["p90"])})
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("val", "test"):
         frame = pd.read_parquet(predict(module, leaf, split, data=data).predictions)
         table = pd.DataFrame(_span_rows(frame, args.bins))
-        print(f"\n[{split}] {'fit span of the temperatures' if split == 'val' else 'later, unseen span'}")
+        print(f"\n[{split}] {'fit span of the calibration' if split == 'val' else 'later, unseen span'}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"))
     print("\ngoals: val ECE <= 0.02 (direction target); P10/P90 coverage within 0.05 of 0.10/0.90 (return target)")
     return 0

@@ -13,10 +13,10 @@ from metrics.calibration import (
     brier_score,
     classification_metrics,
     ece,
+    make_calibrator,
     pinball_loss,
     quantile_coverage,
     regression_metrics,
-    make_calibrator,
     reliability_curve,
     sigma_from_quantiles,
 )
