@@ -17,9 +17,8 @@ Everything here is pure numpy: arrays in, numbers or frames out. NaN labels are 
   a bound, a negative slope (the model ranks backwards on the fit span), or calibrated scores whose spread
   falls below ``SPREAD_FLOOR`` while the base rate is away from 0.5 (the scores carry no usable signal,
   or have collapsed) (:func:`collapse_warning`).
-* :func:`ece` - expected calibration error with equal-width (``"uniform"``) or equal-mass
-  (``"quantile"``) bins; :func:`reliability_curve` gives the per-bin data behind it.
-* :func:`brier_score`, :func:`pinball_loss`, :func:`quantile_coverage`, :func:`sigma_from_quantiles`.
+* :func:`sigma_from_quantiles`; the metrics themselves (ECE, reliability curve, Brier, NLL, pinball, coverage,
+  and the report sets) are defined once in :mod:`utils.metric_factory`, by name, and re-exported here.
 
 Where scikit-learn defines a metric (Brier, pinball, AP, ROC-AUC) the results agree with it; the
 tests check that.
@@ -32,10 +31,26 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit
 from scipy.stats import norm
+
+from utils.metric_factory import (  # the metric primitives live at the bottom of the import graph
+    binary_nll,
+    brier_score,
+    classification_metrics,
+    ece,
+    pinball_loss,
+    quantile_coverage,
+    regression_metrics,
+    reliability_curve,
+)
+
+__all__ = [
+    "CALIBRATION_METHODS", "IsotonicCalibrator", "PlattScaler", "TemperatureScaler", "binary_nll", "brier_score",
+    "classification_metrics", "collapse_warning", "ece", "make_calibrator", "pinball_loss", "quantile_coverage",
+    "regression_metrics", "reliability_curve", "sigma_from_quantiles",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +98,6 @@ def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
     z = logits / temperature
     # log(sigmoid(z)) and log(1 - sigmoid(z)) = log(sigmoid(-z)), both stable for large |z|
     return float(-np.mean(y * log_expit(z) + (1 - y) * log_expit(-z)))
-
-
-def binary_nll(y: np.ndarray, p: np.ndarray, eps: float = 1e-12) -> float:
-    """Mean negative log-likelihood (log loss) of probabilities ``p`` for 0/1 labels ``y``."""
-    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
-    y = np.asarray(y, dtype=np.float64)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
 
 class TemperatureScaler:
@@ -253,64 +261,6 @@ def _as_2d(a: np.ndarray) -> np.ndarray:
     return a[:, None] if a.ndim == 1 else a
 
 
-def _bin_ids(p: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
-    if strategy == "uniform":
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
-    elif strategy == "quantile":
-        edges = np.quantile(p, np.linspace(0.0, 1.0, n_bins + 1))
-    else:
-        raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
-    # interior edges only, left side: the same binning as sklearn.calibration.calibration_curve
-    return np.searchsorted(edges[1:-1], p, side="left")
-
-
-def reliability_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 15, strategy: str = "quantile") -> pd.DataFrame:
-    """Per-bin ``count``, mean predicted probability ``p_mean`` and observed frequency ``y_rate``.
-
-    Empty bins are dropped (as ``sklearn.calibration.calibration_curve`` does).
-    """
-    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    ids = _bin_ids(p, n_bins, strategy)
-    count = np.bincount(ids, minlength=n_bins)
-    with np.errstate(invalid="ignore"):
-        p_mean = np.bincount(ids, weights=p, minlength=n_bins) / count
-        y_rate = np.bincount(ids, weights=y, minlength=n_bins) / count
-    frame = pd.DataFrame({"bin": np.arange(n_bins), "count": count, "p_mean": p_mean, "y_rate": y_rate})
-    return frame[frame["count"] > 0].reset_index(drop=True)
-
-
-def ece(y: np.ndarray, p: np.ndarray, n_bins: int = 15, strategy: str = "quantile") -> float:
-    """Expected calibration error: sum over bins of ``count/n * |y_rate - p_mean|``.
-
-    ``strategy="quantile"`` gives equal-mass bins, ``"uniform"`` equal-width bins on [0, 1].
-    NaN for empty input.
-    """
-    if len(y) == 0:
-        return float("nan")
-    curve = reliability_curve(y, p, n_bins, strategy)
-    return float(np.sum(curve["count"] * np.abs(curve["y_rate"] - curve["p_mean"])) / curve["count"].sum())
-
-
-def brier_score(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean squared difference between probabilities and 0/1 outcomes."""
-    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    return float(np.mean((p - y) ** 2)) if len(y) else float("nan")
-
-
-def pinball_loss(y: np.ndarray, q_pred: np.ndarray, alpha: float) -> float:
-    """Mean pinball (quantile) loss of predictions ``q_pred`` of the ``alpha`` quantile."""
-    err = np.asarray(y, dtype=np.float64) - np.asarray(q_pred, dtype=np.float64)
-    return float(np.mean(np.maximum(alpha * err, (alpha - 1) * err))) if len(err) else float("nan")
-
-
-def quantile_coverage(y: np.ndarray, q_pred: np.ndarray) -> float:
-    """Share of outcomes at or below the predicted quantile (ideal: the quantile level)."""
-    y = np.asarray(y, dtype=np.float64)
-    return float(np.mean(y <= np.asarray(q_pred, dtype=np.float64))) if len(y) else float("nan")
-
-
 def sigma_from_quantiles(q_lo: np.ndarray, q_hi: np.ndarray, lo: float = 0.1, hi: float = 0.9) -> np.ndarray:
     """Standard deviation implied by two quantiles under a normal shape.
 
@@ -319,41 +269,3 @@ def sigma_from_quantiles(q_lo: np.ndarray, q_hi: np.ndarray, lo: float = 0.1, hi
     """
     z = norm.ppf(hi) - norm.ppf(lo)
     return np.maximum(np.asarray(q_hi, dtype=np.float64) - np.asarray(q_lo, dtype=np.float64), 0.0) / z
-
-
-def classification_metrics(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -> dict[str, float]:
-    """AP, ROC-AUC, ECE (equal-mass and equal-width), Brier, NLL and accuracy; NaN where undefined."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    two = len(np.unique(y)) > 1
-    return {
-        "n": int(len(y)),
-        "ap": float(average_precision_score(y, p)) if two else float("nan"),
-        "roc_auc": float(roc_auc_score(y, p)) if two else float("nan"),
-        "ece": ece(y, p, n_bins, "quantile"),
-        "ece_uniform": ece(y, p, n_bins, "uniform"),
-        "brier": brier_score(y, p),
-        "nll": binary_nll(y, p) if len(y) else float("nan"),
-        "accuracy": float(np.mean((p >= 0.5) == (y > 0.5))) if len(y) else float("nan"),
-        "base_rate": float(np.mean(y)) if len(y) else float("nan"),
-    }
-
-
-def regression_metrics(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> dict[str, float]:
-    """RMSE and MAE of the median; coverage and pinball loss per quantile; mean pinball over quantiles."""
-    y = np.asarray(y, dtype=np.float64)
-    med = np.asarray(quantiles[0.5], dtype=np.float64)
-    out: dict[str, float] = {
-        "n": int(len(y)),
-        "rmse": float(np.sqrt(np.mean((med - y) ** 2))) if len(y) else float("nan"),
-        "mae": float(np.mean(np.abs(med - y))) if len(y) else float("nan"),
-    }
-    losses = []
-    for level, q in quantiles.items():
-        tag = f"p{round(level * 100):02d}"
-        out[f"cov_{tag}"] = quantile_coverage(y, q)
-        out[f"pinball_{tag}"] = pinball_loss(y, q, level)
-        losses.append(out[f"pinball_{tag}"])
-    out["pinball"] = float(np.mean(losses)) if losses else float("nan")
-    return out

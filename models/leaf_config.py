@@ -18,6 +18,7 @@ from typing import Any, Literal
 from src.market_data import PERIODS, check_periods
 from utils.config import bounded, from_mapping, load_config, parse_override
 from utils.errors import ConfigError
+from utils.loss_factory import check_loss
 
 KNOWN_FUTURE = ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos"]
 
@@ -229,12 +230,16 @@ class WeightsConfig:
     """``weights_config.yaml``."""
 
     loss_weights: dict[str, float] = field(default_factory=dict)
-    classification_loss: Literal["bce", "focal"] = "bce"
+    classification_loss: str = "bce"  # a classification loss of utils.loss_factory: bce | focal
     focal_gamma: float = bounded(2.0, ge=0.0)
     warm_start: WarmStartSection = field(default_factory=WarmStartSection)
 
     def check(self) -> None:
-        """Weights must be non-negative."""
+        """Weights must be non-negative; the loss must be a registered classification loss."""
+        try:
+            check_loss(self.classification_loss, "classification")
+        except ConfigError as exc:
+            raise ConfigError(f"key 'classification_loss' = {self.classification_loss!r}: {exc}") from None
         bad = {k: v for k, v in self.loss_weights.items() if v < 0}
         if bad:
             raise ConfigError(f"key 'loss_weights' = {bad}: weights must be >= 0")

@@ -41,7 +41,6 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
     GatedResidualNetwork,
     InterpretableMultiHeadAttention,
 )
-from sklearn.metrics import average_precision_score
 from torch import nn
 
 from metrics.calibration import make_calibrator, sigma_from_quantiles
@@ -54,6 +53,8 @@ from models.outputs import (
     write_predictions,
 )
 from utils.eval_report import eval_report, write_eval_report
+from utils.loss_factory import check_loss, get_loss
+from utils.metric_factory import get_metric
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class TFTNet(nn.Module):
 
 
 class HybridMultiLoss(nn.Module):
-    """Weighted sum over targets of BCE (or focal) and pinball losses; NaN targets are masked.
+    """Weighted sum over targets of named losses (``utils.loss_factory``); NaN targets are masked.
 
     Parameters
     ----------
@@ -182,20 +183,29 @@ class HybridMultiLoss(nn.Module):
         Loss weight per target.
     quantiles : list of float
         Quantile levels of regression heads.
-    focal_gamma : float or None
-        Use focal loss with this gamma for classification instead of BCE.
+    classification_loss : str
+        Loss of classification heads (``bce`` or ``focal``).
+    focal_gamma : float
+        ``gamma`` of the focal loss.
+    regression_loss : str
+        Loss of regression heads (``pinball``).
     """
 
     def __init__(self, kinds: list[str], weights: list[float], quantiles: list[float],
-                 focal_gamma: float | None = None) -> None:
+                 classification_loss: str = "bce", focal_gamma: float = 2.0, regression_loss: str = "pinball") -> None:
         super().__init__()
         self.kinds = kinds
         self.register_buffer("w", torch.tensor(weights, dtype=torch.float32))
         self.register_buffer("q", torch.tensor(quantiles, dtype=torch.float32))
-        self.focal_gamma = focal_gamma
+        self.classification_loss = classification_loss
+        cls_params = {"gamma": focal_gamma} if classification_loss == "focal" else {}
+        self._cls = get_loss(classification_loss, "classification", **cls_params)
+        self._reg_name = regression_loss
+        check_loss(regression_loss, "regression")
 
     def components(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Unweighted loss per target, shape [T]."""
+        reg = get_loss(self._reg_name, "regression", quantiles=self.q)  # bound here: q follows the device
         out = []
         for k, kind in enumerate(self.kinds):
             y = target[:, k]
@@ -203,16 +213,8 @@ class HybridMultiLoss(nn.Module):
             if not ok.any():
                 out.append(pred.new_zeros(()))
                 continue
-            if kind == "classification":
-                logit, yk = pred[ok, k, 0], y[ok]
-                bce = nn.functional.binary_cross_entropy_with_logits(logit, yk, reduction="none")
-                if self.focal_gamma:
-                    p_t = torch.exp(-bce)
-                    bce = (1 - p_t) ** self.focal_gamma * bce
-                out.append(bce.mean())
-            else:
-                err = y[ok, None] - pred[ok, k, :]
-                out.append(torch.maximum(self.q * err, (self.q - 1) * err).mean())
+            fn = self._cls if kind == "classification" else reg
+            out.append(fn(pred[ok, k, :], y[ok]).mean())
         return torch.stack(out)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,7 +259,7 @@ class MyTFTModule(L.LightningModule):
         w = spec["config"]["weights"]
         self.loss_fn = HybridMultiLoss(
             self.kinds, [w["loss_weights"].get(n, 1.0) for n in self.target_names], arch["quantiles"],
-            w["focal_gamma"] if w["classification_loss"] == "focal" else None)
+            classification_loss=w["classification_loss"], focal_gamma=w["focal_gamma"])
         self.quantiles = list(arch["quantiles"])
         self.median_idx = self.quantiles.index(0.5)
         # fitted at each validation end; saved in checkpoints with the weights (isotonic knots: on_save_checkpoint)
@@ -349,13 +351,13 @@ class MyTFTModule(L.LightningModule):
             ok = np.isfinite(y[:, k])
             if not ok.any():
                 continue
-            if kind == "classification":
-                value = average_precision_score(y[ok, k], pred[ok, k, 0]) if len(np.unique(y[ok, k])) > 1 \
-                    else float("nan")  # AP is rank-based: logits rank like probabilities
+            if kind == "classification":  # AP is rank-based: logits rank like probabilities
+                value = get_metric("ap").fn(y[ok, k], pred[ok, k, 0])
                 self.log(f"val_{name}_ap@{self.period}", float(value), sync_dist=False)
-            else:
-                err = (pred[ok, k, self.median_idx] - y[ok, k]) * self.y_scale[k]
-                self.log(f"val_{name}_rmse@{self.period}", float(np.sqrt(np.mean(err**2))), sync_dist=False)
+            else:  # RMSE of the median in target units (the scaler's mean cancels in the error)
+                scale = self.y_scale[k]
+                value = get_metric("rmse").fn(y[ok, k] * scale, {0.5: pred[ok, k, self.median_idx] * scale})
+                self.log(f"val_{name}_rmse@{self.period}", float(value), sync_dist=False)
 
     def _write_validation_artifacts(self, frame: pd.DataFrame, report: pd.DataFrame) -> None:
         """``val_calibration.csv``, ``eval_report_*.csv``, reliability PNG + TensorBoard figure."""

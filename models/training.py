@@ -28,6 +28,7 @@ from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, make_loader
 from utils.errors import ConfigError, ProjectError
 from utils.io import file_fingerprint
+from utils.metric_factory import METRICS, get_metric
 from utils.stage_summary import write_stage_summary
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,22 @@ class RunResult:
 
 
 def monitor_for(leaf: Leaf) -> tuple[str, str]:
-    """(metric name, mode) of the configured monitor; ``auto`` picks the first classification AP."""
+    """(metric name, mode) of the configured monitor; ``auto`` picks the first classification AP.
+
+    The mode comes from the metric registry (``utils.metric_factory``): ``val_<target>_<metric>@<period>``
+    is maximised when the metric is (AP, ROC-AUC), else minimised; ``val_loss`` is minimised.
+    """
     period = leaf.model.period
     if leaf.model.training.monitor != "auto":
         name = leaf.model.training.monitor
-        return name, "max" if "_ap" in name else "min"
+        if name == "val_loss":
+            return name, "min"
+        head = name.split("@", 1)[0]
+        known = [m for m in METRICS if head.endswith(f"_{m}")]
+        if not head.startswith("val_") or not known:
+            raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: use val_loss or "
+                              f"val_<target>_<metric>@{period} with a metric of {sorted(METRICS)}")
+        return name, "max" if get_metric(max(known, key=len)).higher_is_better else "min"
     for t in leaf.targets.targets:
         if t.kind == "classification":
             return f"val_{t.name}_ap@{period}", "max"

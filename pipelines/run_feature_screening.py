@@ -16,7 +16,10 @@ tables (``pkl_path``: base, ``rich_pkl_path``: rich), per period:
   the settings' hash) is reused unless ``--force``;
 * aggregation writes ``<output_root>/<Expert>/aggregated_core.csv``, ``selected_features.txt`` (also copied
   to ``<expert_config_root>/<Expert>/selected_features.txt`` for leaf configs), ``plus_features.txt``,
-  ``optimized_features.txt``, ``summary.json`` and, with ``finalize.forward_compare``, ``forward_eval.csv``.
+  ``optimized_features.txt``, ``summary.json`` and, with ``finalize.forward_compare``, ``forward_eval.csv``;
+* the run's core list is exported to ``configs/selected_features.txt`` (``selected_features_export``; by
+  default beside ``expert_config_root``): the core list of ``aggregation.export_expert`` when that expert
+  ran, else of the last expert of the run.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from tqdm.auto import tqdm
 from features.selection.aggregate import aggregate, evidence_table
 from features.selection.common import fit_tree, is_classification, model_score
 from features.selection.config import ScreeningConfig, load_screening_config, resolve_experts
-from features.selection.embedded import EmbeddedStage, read_tft_gating
+from features.selection.embedded_stage import EmbeddedStage, read_tft_gating
 from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.stats import correlation_clusters
 from features.selection.tree_perm import TreePermStage
@@ -368,6 +371,16 @@ def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
     return summary
 
 
+def export_core(cfg: ScreeningConfig, summaries: dict[str, dict]) -> Path:
+    """Write the run's core list to ``cfg.export_path`` atomically (see the module docstring for whose)."""
+    wanted = resolve_experts(cfg, [cfg.aggregation.export_expert])[0] if cfg.aggregation.export_expert else None
+    expert = wanted if wanted in summaries else list(summaries)[-1]
+    core = summaries[expert]["core"]
+    path = write_text("\n".join(core) + ("\n" if core else ""), cfg.export_path)
+    logger.info("%s: core list (%d features) exported to %s", expert, len(core), path)
+    return path
+
+
 def run_stage3_cli(args: argparse.Namespace) -> int:
     """``python -m features.selection.tree_perm``: stage 3 alone, over every usable feature (clusters together)."""
     from utils.logging_setup import configure_logging
@@ -417,10 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_screening_config(args.config)
         experts = resolve_experts(cfg, args.experts.split(",") if args.experts else None)
+        summaries = {}
         for expert in experts:
-            summary = run_expert(cfg, expert, args.force)
-            print(f"{expert}: core {len(summary['core'])} features -> {Path(cfg.output_root) / expert}; "
-                  f"leak suspects: {summary['leak_suspects'] or 'none'}")
+            summaries[expert] = run_expert(cfg, expert, args.force)
+            print(f"{expert}: core {len(summaries[expert]['core'])} features -> {Path(cfg.output_root) / expert}; "
+                  f"leak suspects: {summaries[expert]['leak_suspects'] or 'none'}")
+        path = export_core(cfg, summaries)
+        print(f"core list exported to {path}")
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metrics.calibration import binary_nll, brier_score, classification_metrics, regression_metrics
 from utils.io import write_csv
+from utils.metric_factory import binary_nll, brier_score, classification_metrics, regression_metrics
 
 logger = logging.getLogger(__name__)
 

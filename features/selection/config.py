@@ -142,6 +142,7 @@ class AggregationSection:
     min_appear_rate: float = bounded(0.5, ge=0.0, le=1.0)
     min_appear_rate_era: float = bounded(0.5, ge=0.0, le=1.0)
     weights_yaml: str | None = None
+    export_expert: str | None = None  # whose core list goes to configs/selected_features.txt (default: the last run)
     weights: dict[str, float] = field(default_factory=lambda: {"filter": 1.0, "embedded": 1.0, "tree_perm": 1.5,
                                                                "wrapper": 1.0})
     rich_quality_weights: dict[str, float] = field(default_factory=lambda: {"1h": 1.0, "4h": 1.0, "1d": 1.0})
@@ -177,13 +178,24 @@ class ScreeningConfig:
     finalize: FinalizeSection = field(default_factory=FinalizeSection)
     output_root: str = "reports/feature_evidence"
     expert_config_root: str = "configs/experts"
+    # the core list users and scripts read; null: selected_features.txt beside expert_config_root
+    selected_features_export: str | None = None
     seed: int = 0
 
+    @property
+    def export_path(self) -> Path:
+        """Where the run's core list is exported (``configs/selected_features.txt`` by default)."""
+        if self.selected_features_export:
+            return Path(self.selected_features_export)
+        return Path(self.expert_config_root).parent / "selected_features.txt"
+
     def check(self) -> None:
-        """Known periods; at least one expert."""
+        """Known periods; at least one expert; ``aggregation.export_expert`` among them."""
         check_periods("periods", self.periods)
         if not self.experts:
             raise ConfigError("key 'experts' = {}: list at least one expert with its pkl_path")
+        if self.aggregation.export_expert:
+            resolve_experts(self, [self.aggregation.export_expert])  # a typo fails now, not after the run
 
 
 def canonical(name: str) -> str:

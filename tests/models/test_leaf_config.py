@@ -105,3 +105,17 @@ def test_symbols_unknown_to_checkpoint(leaf_path):
     leaf = load_leaf(leaf_path)
     with pytest.raises(DataError, match=r"symbols \['BTCUSDT', 'SOLUSDT'\] unknown to the checkpoint"):
         build_window_data(leaf, categories={"symbol": ["ETHUSDT"], "period": ["1h"]})
+
+
+def test_loss_and_monitor_names_come_from_the_registries(leaf_path):
+    from models.leaf_config import load_leaf
+    from models.training import monitor_for
+
+    with pytest.raises(ConfigError, match=r"key 'classification_loss' = 'hinge': unknown classification loss "
+                                          r"'hinge'; valid: \['bce', 'focal'\]"):
+        load_leaf(leaf_path, ["weights.classification_loss=hinge"])
+    assert monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_binarytrend_roc_auc@1h"]))[1] == "max"
+    assert monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_logreturn_h4_rmse@1h"]))[1] == "min"
+    assert monitor_for(load_leaf(leaf_path, ["training.monitor=val_loss"])) == ("val_loss", "min")
+    with pytest.raises(ConfigError, match=r"key 'training.monitor' = 'val_target_binarytrend_auc@1h': use val_loss"):
+        monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_binarytrend_auc@1h"]))

@@ -114,7 +114,7 @@ def test_hybrid_loss_components_and_masks():
     pin = np.maximum(q * y[:, None], (q - 1) * y[:, None]).mean()
     assert comp[1].item() == pytest.approx(pin)
     assert total.item() == pytest.approx((np.log(2) + 3 * pin) / 4)
-    focal = HybridMultiLoss(["classification"], [1.0], [0.5], focal_gamma=2.0)
+    focal = HybridMultiLoss(["classification"], [1.0], [0.5], classification_loss="focal", focal_gamma=2.0)
     assert focal(torch.zeros(2, 1, 1), torch.tensor([[1.0], [0.0]]))[0].item() == pytest.approx(0.25 * np.log(2))
 
 

@@ -55,6 +55,8 @@ def test_end_to_end_outputs_and_resume(tmp_path, screening_panel, caplog):
     assert summary["leak_suspects"] == ["leak_centered"] and "leak_centered" not in core
     copy = tmp_path / "configs" / "Synth-TFT" / "selected_features.txt"
     assert copy.read_text().split() == core
+    exported = tmp_path / "selected_features.txt"  # configs/selected_features.txt beside configs/experts
+    assert exported.read_text() == (out / "selected_features.txt").read_text()
     fwd = pd.read_csv(out / "forward_eval.csv")
     assert set(fwd["feature_set"]) == {"core", "full", "no_skill"}
     ns = fwd[fwd["feature_set"] == "no_skill"]
@@ -166,3 +168,31 @@ def test_table_errors_name_the_file(tmp_path, screening_panel):
     bad.write_text("experts: {}\n")
     with pytest.raises(ConfigError, match="key 'experts' = {}: list at least one expert"):
         load_screening_config(bad)
+
+
+def test_export_names_the_expert_or_takes_the_last(tmp_path, screening_panel):
+    """Two experts in one run: configs/selected_features.txt holds aggregation.export_expert's core list."""
+    cfg_path = _setup(tmp_path, screening_panel)
+    raw = yaml.safe_load(cfg_path.read_text())
+    other_table = tmp_path / "other.parquet"
+    screening_panel.drop(columns=["inf_0", "copy_0"]).to_parquet(other_table)  # a different core list
+    raw["experts"]["Other-TFT"] = {"pkl_path": str(other_table)}
+    leaf = tmp_path / "configs" / "Other-TFT" / "1h" / "base"
+    leaf.mkdir(parents=True)
+    (leaf / "targets.yaml").write_text(yaml.safe_dump({"targets": [
+        {"name": "target_binarytrend", "kind": "classification", "horizon": 1}]}))
+    raw["selected_features_export"] = str(tmp_path / "out" / "selected_features.txt")
+    raw["aggregation"]["export_expert"] = "synth"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    assert rfs.main(["--config", str(cfg_path), "--experts", "synth_tft,other"]) == 0
+    synth = (tmp_path / "reports" / "Synth-TFT" / "selected_features.txt").read_text()
+    other = (tmp_path / "reports" / "Other-TFT" / "selected_features.txt").read_text()
+    assert synth != other and (tmp_path / "out" / "selected_features.txt").read_text() == synth
+    del raw["aggregation"]["export_expert"]
+    cfg_path.write_text(yaml.safe_dump(raw))
+    assert rfs.main(["--config", str(cfg_path), "--experts", "synth_tft,other"]) == 0
+    assert (tmp_path / "out" / "selected_features.txt").read_text() == other  # the last expert of the run
+    raw["aggregation"]["export_expert"] = "nobody"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="expert 'nobody' is not configured"):
+        load_screening_config(cfg_path)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from features.selection.config import EmbeddedSection, FilterParams, TreePermSection, WrapperSection
-from features.selection.embedded import EmbeddedStage
+from features.selection.embedded_stage import EmbeddedStage
 from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
