@@ -218,6 +218,15 @@ def load_config(path: str | Path, cls: type[T], overrides: Mapping[str, Any] | N
     return from_mapping(cls, data, source=str(path))
 
 
+def registered(registry: Mapping[str, Any], name: str, kind: str | None, noun: str) -> Any:
+    """``registry[name]`` when its ``kind`` matches (any kind when None); else a ``ConfigError`` listing the valid
+    names (the losses and metrics that configs name: ``utils.loss_factory``, ``utils.metric_factory``)."""
+    valid = sorted(n for n, entry in registry.items() if kind is None or entry.kind == kind)
+    if name not in valid:
+        raise ConfigError(f"unknown {f'{kind} {noun}' if kind else noun} {name!r}; valid: {valid}")
+    return registry[name]
+
+
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
     node = data
     *parents, last = dotted.split(".")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from utils.errors import ConfigError
+from utils.config import registered
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -59,11 +59,7 @@ LOSSES: dict[str, Loss] = {m.name: m for m in (
 
 def check_loss(name: str, kind: str | None = None) -> Loss:
     """The loss called ``name`` (of ``kind`` when given); a ``ConfigError`` lists the valid names otherwise."""
-    valid = sorted(n for n, m in LOSSES.items() if kind is None or m.kind == kind)
-    if name not in valid:
-        what = f"{kind} loss" if kind else "loss"
-        raise ConfigError(f"unknown {what} {name!r}; valid: {valid}")
-    return LOSSES[name]
+    return registered(LOSSES, name, kind, "loss")
 
 
 def get_loss(name: str, kind: str | None = None, **params) -> LossFn:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from utils.errors import ConfigError
+from utils.config import registered
 
 
 def binary_nll(y: np.ndarray, p: np.ndarray, eps: float = 1e-12) -> float:
@@ -148,11 +148,7 @@ REPORT = {"classification": ["ap", "roc_auc", "ece", "ece_uniform", "brier", "nl
 
 def get_metric(name: str, kind: str | None = None) -> Metric:
     """The metric called ``name`` (of ``kind`` when given); a ``ConfigError`` lists the valid names otherwise."""
-    valid = sorted(n for n, m in METRICS.items() if kind is None or m.kind == kind)
-    if name not in valid:
-        what = f"{kind} metric" if kind else "metric"
-        raise ConfigError(f"unknown {what} {name!r}; valid: {valid}")
-    return METRICS[name]
+    return registered(METRICS, name, kind, "metric")
 
 
 def compute(names: list[str], y: np.ndarray, pred, n_bins: int = 15) -> dict[str, float]:
