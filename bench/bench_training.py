@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from models.leaf_config import Leaf, ModelConfig, TargetsConfig, WeightsConfig
+from models.prediction import checkpoint_data
 from models.tft_module import MyTFTModule
 from models.training import make_spec
 from models.window_dataset import build_window_data, make_loader
@@ -146,8 +147,7 @@ def evaluate_quality(leaf, ckpt: str, epochs_note: str) -> None:
     from sklearn.metrics import average_precision_score
 
     module = MyTFTModule.load_from_checkpoint(ckpt)
-    data = build_window_data(leaf, categories=module.spec["categories"], scalers=module.spec["scalers"],
-                             features=module.spec["features"])
+    data = checkpoint_data(module, leaf)
     module.eval()
     with torch.no_grad():
         p = torch.cat([torch.sigmoid(module(b)["pred"][:, 0, 0]) for b in make_loader(data, "val", 1024, False)])

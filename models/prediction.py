@@ -76,7 +76,8 @@ def checkpoint_data(module: MyTFTModule, leaf: Leaf, table: pd.DataFrame | None 
     table = read_table(leaf.model.data.path) if table is None else table
     # checkpoints from before the level rule carry no verdict: {} keeps every column their rules chose
     return build_window_data(leaf, table, categories=module.spec["categories"], scalers=module.spec["scalers"],
-                             features=module.spec["features"], levels=module.spec.get("excluded_levels", {}))
+                             features=module.spec["features"], levels=module.spec.get("excluded_levels", {}),
+                             known_names=module.spec["known"])
 
 
 def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowData | None = None,

@@ -149,6 +149,26 @@ def calendar_features(ts_ns: np.ndarray, names: list[str]) -> np.ndarray:
     return np.stack(cols, axis=-1).reshape(*ts_ns.shape, len(names)).astype(np.float32)
 
 
+#: Length of each calendar covariate's cycle.
+CALENDAR_CYCLES = {"hour": pd.Timedelta(days=1), "weekday": pd.Timedelta(days=7), "month": pd.Timedelta(days=365)}
+
+
+def usable_known(names: list[str], train_span: pd.Timedelta) -> list[str]:
+    """The known-future calendar covariates whose cycle the training span covers at least twice.
+
+    A month-of-year cosine over a few months of training data does not describe a season: it only says
+    when a row was, a proxy for calendar time that a model latches on to and that cannot generalise.
+    """
+    keep = [n for n in names if CALENDAR_CYCLES.get(n.rsplit("_", 1)[0], pd.Timedelta(0)) * 2 <= train_span]
+    if names and not keep:
+        raise DataError(f"features.known_future = {names}: the training span ({train_span}) covers none of their "
+                        f"cycles twice; list shorter cycles (hour_sin, weekday_sin, ...) or train on more data")
+    if len(keep) < len(names):
+        logger.info("known-future covariates %s left out: their cycle is longer than half the training span (%s)",
+                    sorted(set(names) - set(keep)), train_span)
+    return keep
+
+
 def segment_start(table: pd.DataFrame) -> np.ndarray:
     """For each row, the index of the first row of its contiguous segment (no group change or gap)."""
     new_group = (table["symbol"].ne(table["symbol"].shift()) | table["period"].ne(table["period"].shift())).to_numpy()
@@ -210,7 +230,7 @@ class WindowData:
 
 def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
                       scalers: dict | None = None, features: list[str] | None = None,
-                      levels: dict[str, str] | None = None) -> WindowData:
+                      levels: dict[str, str] | None = None, known_names: list[str] | None = None) -> WindowData:
     """Build tensors and split indices for ``leaf``.
 
     Parameters
@@ -229,6 +249,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     levels : dict, optional
         The checkpoint's excluded level columns (see :func:`select_features`); tested on the training
         span when omitted.
+    known_names : list of str, optional
+        The checkpoint's known-future covariates; when omitted, the leaf's ``known_future`` whose cycle the
+        training span covers twice (:func:`usable_known`).
     """
     m = leaf.model
     table = read_table(m.data.path) if table is None else table
@@ -301,13 +324,16 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         raise DataError(f"symbols {sorted(set(table['symbol']) - set(cats['symbol']))} unknown to the checkpoint")
     per_idx = pd.Categorical(table["period"], categories=cats["period"]).codes
     future = ts.asi8[:, None] + step.value * np.arange(1, H + 1)[None, :]
-    known = calendar_features(future, m.features.known_future)
+    if known_names is None:
+        rows = splits["train"]
+        known_names = usable_known(list(m.features.known_future), ts[rows].max() - ts[rows].min())
+    known = calendar_features(future, known_names)
     return WindowData(
         x=torch.from_numpy(fx.transform(raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(np.stack([sym_idx, per_idx], 1).astype(np.int64)),
         time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
-        known_names=list(m.features.known_future), targets=targets, categories=cats, feature_scaler=fx,
+        known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
         excluded_levels=excluded,

@@ -12,6 +12,7 @@ from models.window_dataset import (
     calendar_features,
     segment_start,
 )
+from utils.errors import DataError
 
 
 @pytest.fixture
@@ -141,3 +142,16 @@ def test_checkpoint_spec_carries_the_level_verdict(leaf, table):
     leaf.model.features.prefixes = ["obv"]
     data = build_window_data(leaf, table)
     assert "obv" not in data.features and data.excluded_levels == {"obv": "level name"}
+
+
+def test_calendar_covariates_need_two_cycles_of_training_data(leaf, table):
+    from models.window_dataset import usable_known
+
+    names = ["hour_sin", "weekday_cos", "month_sin", "month_cos"]
+    assert usable_known(names, pd.Timedelta(days=60)) == ["hour_sin", "weekday_cos"]  # months only encode the date
+    assert usable_known(names, pd.Timedelta(days=800)) == names
+    with pytest.raises(DataError, match=r"features.known_future = \['month_sin'\]: the training span .* covers none"):
+        usable_known(["month_sin"], pd.Timedelta(days=30))
+    leaf.model.features.known_future = names
+    data = build_window_data(leaf, table)  # the small market spans 60 days
+    assert data.known_names == ["hour_sin", "weekday_cos"] and data.known.shape[-1] == 2
