@@ -4,7 +4,8 @@
 target) with the columns of :data:`PREDICTION_COLUMNS` (dtypes in :data:`PREDICTION_DTYPES`).
 Values that a target kind does not define are NaN (``uncertainty`` and quantiles of a
 classification target; ``antilog_return`` / ``future_price`` of a non-log-return target;
-``y_true`` of a bar whose outcome is not known yet); everything else is always finite.
+``y_true`` of a bar whose outcome is not known yet; ``head_scale`` / ``head_bias`` of a classification
+target calibrated with ``isotonic``, whose map has no affine form); everything else is always finite.
 """
 
 from __future__ import annotations
