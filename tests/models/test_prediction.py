@@ -158,3 +158,23 @@ def test_table_and_span_errors(trained):
     data.splits["val"] = data.splits["val"][:0]
     with pytest.raises(DataError, match="the val span of .* has no window to predict"):
         predict(module, ck_leaf, "val", data=data)
+
+
+def test_isotonic_calibration_travels_with_the_checkpoint(trained):
+    _, result = trained
+    module, _ = load_expert(result.best_model_path)
+    module.cal_method = "isotonic"
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (600, 2))
+    y = np.column_stack([(rng.random(600) < 1 / (1 + np.exp(-0.5 * logits[:, 0]))).astype(float), logits[:, 1]])
+    module.fit_calibration(logits, y)
+    p = module.calibrated(logits)[:, 0]
+    order = np.argsort(logits[:, 0])
+    assert (np.diff(p[order]) >= 0).all() and abs(p.mean() - y[:, 0].mean()) < 1e-6
+    assert np.isnan(module.cal_scale[0].item()) and np.isnan(module.cal_bias[0].item())
+    saved = {"state_dict": {k: v.clone() for k, v in module.state_dict().items()}}
+    module.on_save_checkpoint(saved)
+    fresh, _ = load_expert(result.best_model_path)
+    fresh.on_load_checkpoint(saved)
+    fresh.load_state_dict(saved["state_dict"])
+    np.testing.assert_allclose(fresh.calibrated(logits)[:, 0], p)
