@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Runs the chain as far as it exists on the embedded synthetic market (or data/raw if present).
+# Runs the chain end to end on the embedded synthetic market (generated into data/raw, or reused from there).
 demo: install
-	$(PY) src/build_full_merged.py --periods $(PERIODS)
+	$(PY) src/build_full_merged.py --periods $(PERIODS) --synthetic
 	$(PY) -m src.fuse_fundamentals --config pipelines/configs/fuse_fundamentals.yaml
 	for e in $(EXPERTS); do \
 	  $(PY) train_multi_tft.py --config configs/experts/$$e/1h/base/model_config.yaml $(DEMO_TRAIN) || exit 1; \

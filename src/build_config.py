@@ -14,8 +14,9 @@ DEFAULT_CONFIG = "configs/data/build_full_merged.yaml"
 
 @dataclass
 class SyntheticSection:
-    """Embedded synthetic market generated when the raw folder has no price data."""
+    """The embedded synthetic market, built only when ``enabled`` (``--synthetic``; ``make demo`` asks for it)."""
 
+    enabled: bool = False
     symbols: int = bounded(6, ge=1, le=50)
     days: int = bounded(730, ge=30)
     seed: int = 7

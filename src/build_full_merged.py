@@ -2,9 +2,11 @@
 
 Usage::
 
-    python src/build_full_merged.py [--periods 1h,4h,1d] [--raw-dir data/raw] [--symbols BTCUSDT,ETHUSDT]
+    python src/build_full_merged.py [--periods 1h,4h,1d] [--raw-dir data/raw] [--symbols BTCUSDT,ETHUSDT] [--synthetic]
 
-With no price data under the raw folder, the embedded synthetic market is generated first.
+``--synthetic`` builds the embedded synthetic market (generated into the raw folder when that is empty, reused
+when it already holds it); without it, a missing raw folder or one with no recognised price file is an error
+that lists what was found. Nothing else is ever written into the raw folder.
 Outputs: ``data/crypto_targeted_and_indicated/<tf>/``, ``data/merged/full_merged.csv`` (+ parquet)
 and ``data/pkl_merged/full_merged.pkl``.
 """
@@ -50,15 +52,43 @@ def _period_bars(bars: dict[str, pd.DataFrame], tf: str, calendar: Calendar) -> 
     return out
 
 
+RAW_LAYOUTS = ("Binance public dumps: <raw>/.../klines/<SYMBOL>/<interval>/*.zip|*.csv (and premiumIndexKlines/, "
+               "fundingRate/, metrics/ beside them); generic OHLCV: <raw>/<SYMBOL>.csv|.parquet with a time column "
+               "(timestamp/date/...) and open, high, low, close, volume, or one file with a symbol column")
+
+
 def _ensure_raw(cfg: BuildConfig):
-    inv = discover_raw(cfg.raw_dir)
+    """The raw inventory; the synthetic market is generated only when asked for (``--synthetic``).
+
+    Raises
+    ------
+    DataError
+        When the raw folder does not exist or holds no recognised price file (listing what it holds and
+        the layouts accepted), or when ``--synthetic`` would write into a folder holding other data.
+    """
+    root = Path(cfg.raw_dir)
+    inv = discover_raw(root)
+    syn = cfg.synthetic
+    if syn.enabled:
+        if inv.empty and not (root.exists() and any(root.iterdir())):
+            logger.info("generating the embedded synthetic market into %s (%d symbols, %d days, seed %d)", root,
+                        syn.symbols, syn.days, syn.seed)
+            generate(root, MarketSpec(n_symbols=syn.symbols, days=syn.days, seed=syn.seed, start=syn.start,
+                                      strength=syn.strength))
+            return discover_raw(root)
+        if not (root / "ground_truth.json").is_file():
+            raise DataError(f"--synthetic: {root} already holds files that are not the embedded synthetic market; "
+                            f"nothing is written into a raw folder with other data: give an empty --raw-dir")
+        logger.info("reusing the embedded synthetic market in %s", root)
+        return inv
+    if not root.is_dir():
+        raise DataError(f"raw folder {root} does not exist; put market data there ({RAW_LAYOUTS}), pass --raw-dir, "
+                        f"or pass --synthetic to build the embedded synthetic market")
     if inv.empty:
-        syn = cfg.synthetic
-        logger.info("no price data under %s: generating the embedded synthetic market "
-                    "(%d symbols, %d days, seed %d)", cfg.raw_dir, syn.symbols, syn.days, syn.seed)
-        generate(cfg.raw_dir, MarketSpec(n_symbols=syn.symbols, days=syn.days, seed=syn.seed,
-                                         start=syn.start, strength=syn.strength))
-        inv = discover_raw(cfg.raw_dir)
+        found = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        shown = found[:10] + ([f"... {len(found) - 10} more"] if len(found) > 10 else [])
+        raise DataError(f"no recognised price file under {root} (found: {shown or 'nothing'}); accepted layouts: "
+                        f"{RAW_LAYOUTS}; or pass --synthetic to build the embedded synthetic market")
     return inv
 
 
@@ -101,6 +131,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--symbols", help="comma-separated symbols to build (default: all found)")
     p.add_argument("--horizons", help="comma-separated target horizons in bars, e.g. 1,4,24")
     p.add_argument("--calendar", choices=["auto", "24/7", "session"], help="market calendar override")
+    p.add_argument("--synthetic", action="store_true",
+                   help="build the embedded synthetic market (generated into an empty raw folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -121,9 +153,11 @@ def _load(args: argparse.Namespace) -> BuildConfig:
     if args.calendar:
         overrides["calendar"] = args.calendar
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
-    if path:
-        return load_config(path, BuildConfig, overrides)
-    return from_mapping(BuildConfig, overrides, source="command line")
+    cfg = load_config(path, BuildConfig, overrides) if path else from_mapping(BuildConfig, overrides,
+                                                                               source="command line")
+    if args.synthetic:
+        cfg.synthetic.enabled = True
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:

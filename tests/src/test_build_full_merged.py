@@ -33,7 +33,7 @@ def _merged(tmp_path):
 
 def test_smoke_generates_synthetic_market_and_builds_panel(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
-        assert main(["--config", str(_config(tmp_path))]) == 0
+        assert main(["--config", str(_config(tmp_path)), "--synthetic"]) == 0
     assert "generating the embedded synthetic market" in caplog.text
     merged = _merged(tmp_path)
     assert list(merged.columns[:5]) == ["symbol", "period", "timestamp", "time_idx", "gap_before"]
@@ -56,8 +56,8 @@ def test_build_is_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    assert main(["--config", str(_config(a)), "--periods", "4h"]) == 0
-    assert main(["--config", str(_config(b)), "--periods", "4h"]) == 0
+    assert main(["--config", str(_config(a)), "--periods", "4h", "--synthetic"]) == 0
+    assert main(["--config", str(_config(b)), "--periods", "4h", "--synthetic"]) == 0
     pd.testing.assert_frame_equal(_merged(a), _merged(b))
 
 
@@ -100,7 +100,7 @@ def test_hourly_fx_csvs_resample_without_weekend_gaps(tmp_path):
 
 def test_bad_data_fails_clearly_and_keeps_previous_outputs(tmp_path, caplog):
     cfg = _config(tmp_path)
-    assert main(["--config", str(cfg), "--periods", "1d"]) == 0
+    assert main(["--config", str(cfg), "--periods", "1d", "--synthetic"]) == 0
     merged_csv = tmp_path / "merged" / "full_merged.csv"
     before = merged_csv.read_bytes()
     bad = make_bars(10)[["timestamp", "open", "high", "low", "close", "volume"]]
@@ -113,7 +113,7 @@ def test_bad_data_fails_clearly_and_keeps_previous_outputs(tmp_path, caplog):
 
 @pytest.mark.parametrize(("args", "pattern"), [
     (["--periods", "1h,7x"], r"unknown period\(s\) \['7x'\]"),
-    (["--symbols", "NOPE"], r"symbol\(s\) \['NOPE'\] not found"),
+    (["--symbols", "NOPE", "--synthetic"], r"symbol\(s\) \['NOPE'\] not found"),
     (["--horizons", "1,a"], r"--horizons '1,a': give integers"),
 ])
 def test_bad_arguments_exit_2_with_message(tmp_path, caplog, args, pattern):
@@ -132,3 +132,39 @@ def test_no_requested_period_can_be_built(tmp_path, caplog):
     _write_stock_csvs(tmp_path / "raw", "1D", 60)
     assert main(["--config", str(_config(tmp_path)), "--periods", "1h,4h"]) == 2
     assert "none of the periods ['1h', '4h'] can be built from the data" in caplog.text
+
+
+def _listing(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_no_silent_synthetic_fallback(tmp_path, caplog):
+    """A mistyped, empty or unrecognised raw folder is an error; nothing is generated or written into it."""
+    cfg = _config(tmp_path)
+    assert main(["--config", str(cfg)]) == 2  # the raw folder does not exist
+    assert f"raw folder {tmp_path / 'raw'} does not exist" in caplog.text and "--synthetic" in caplog.text
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "merged").exists()
+    (tmp_path / "raw").mkdir()
+    caplog.clear()
+    assert main(["--config", str(cfg)]) == 2  # empty
+    assert "no recognised price file under" in caplog.text and "found: nothing" in caplog.text
+    (tmp_path / "raw" / "odd.zip").write_bytes(b"PK\x03\x04 not a dump")
+    before = _listing(tmp_path / "raw")
+    caplog.clear()
+    assert main(["--config", str(cfg)]) == 2  # only an unrecognised zip
+    assert "found: ['odd.zip']" in caplog.text and "accepted layouts: Binance public dumps" in caplog.text
+    assert main(["--config", str(cfg), "--synthetic"]) == 2  # other data: --synthetic never writes into it
+    assert "already holds files that are not the embedded synthetic market" in caplog.text
+    assert _listing(tmp_path / "raw") == before and not (tmp_path / "merged").exists()
+
+
+def test_synthetic_is_reused_and_real_data_keeps_the_previous_panel(tmp_path):
+    cfg = _config(tmp_path)
+    assert main(["--config", str(cfg), "--synthetic", "--periods", "1d"]) == 0
+    raw_before = _listing(tmp_path / "raw")
+    assert main(["--config", str(cfg), "--synthetic", "--periods", "1d"]) == 0  # reused, not regenerated
+    assert _listing(tmp_path / "raw") == raw_before
+    merged = tmp_path / "merged" / "full_merged.parquet"
+    stamp = merged.stat().st_mtime_ns
+    assert main(["--config", str(cfg), "--raw-dir", str(tmp_path / "typo"), "--periods", "1d"]) == 2
+    assert merged.stat().st_mtime_ns == stamp  # a failed build leaves the earlier panel alone
