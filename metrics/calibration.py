@@ -14,7 +14,8 @@ Everything here is pure numpy: arrays in, numbers or frames out. NaN labels are 
     ``IsotonicRegression``), no parametric form (no ``scale`` / ``bias`` in the contract).
 
   After ``fit`` each calibrator lists per column what a user must hear in ``warnings_``: a fit that reached
-  a bound, a negative slope (the model ranks backwards on the fit span), or calibrated scores whose spread
+  a bound, a negative slope (the model ranks backwards on the fit span; Platt then predicts the base rate,
+  since no calibration may reverse a ranking), or calibrated scores whose spread
   falls below ``SPREAD_FLOOR`` while the base rate is away from 0.5 (the scores carry no usable signal,
   or have collapsed) (:func:`collapse_warning`).
 * :func:`sigma_from_quantiles`; the metrics themselves (ECE, reliability curve, Brier, NLL, pinball, coverage,
@@ -61,6 +62,8 @@ SPREAD_FLOOR = 0.005
 #: A base rate further than this from 0.5 is "away from 0.5" for the collapse warning.
 BASE_RATE_TOLERANCE = 0.02
 CALIBRATION_METHODS = ("platt", "temperature", "isotonic")
+#: Platt's smallest slope: probabilities then equal the base rate to ~1e-6, and ties follow the model's order.
+RANK_KEEPING_SLOPE = 1e-6
 
 
 def collapse_warning(y: np.ndarray, p: np.ndarray) -> str:
@@ -162,8 +165,11 @@ class PlattScaler:
 
     Fit by (essentially unpenalised) logistic regression of the labels on the logit (sklearn's
     ``LogisticRegression``). With an intercept, the mean calibrated probability on the fit rows equals
-    their base rate. A single-class column keeps ``scale = 1, bias = 0`` (NaN in ``scales_fit_``) with a
-    warning.
+    their base rate. A calibration never reverses the model's ranking: a model that ranks backwards on the
+    fit span (negative slope) predicts the base rate, with :data:`RANK_KEEPING_SLOPE` keeping its order as a
+    tie-break so that ranking metrics still measure the model (``scales_fit_`` keeps the unconstrained
+    slope; ``warnings_`` says so). A single-class column keeps ``scale = 1, bias = 0`` (NaN in
+    ``scales_fit_``) with a warning.
 
     Parameters
     ----------
@@ -187,10 +193,18 @@ class PlattScaler:
         for k, _name, lk, yk in _fit_columns(logits, y, self.names):
             # C large: no shrinkage of the slope (the intercept is never penalised with lbfgs)
             lr = LogisticRegression(C=1e6, max_iter=1000).fit(lk[:, None], yk)
-            self.scale_[k], self.bias_[k] = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-            self.scales_fit_[k] = self.scale_[k]
-            notes = [f"negative slope ({self.scale_[k]:.4f}): the model ranks backwards on the fit span"
-                     if self.scale_[k] < 0 else "", collapse_warning(yk, expit(self.scale_[k] * lk + self.bias_[k]))]
+            self.scales_fit_[k] = float(lr.coef_[0, 0])
+            self.scale_[k], self.bias_[k] = self.scales_fit_[k], float(lr.intercept_[0])
+            note = ""
+            if self.scale_[k] < RANK_KEEPING_SLOPE:
+                # a calibration never reverses the model's ranking: the NLL fit with slope >= 0 is slope 0 and
+                # the base rate's logit (NLL is convex in the slope), i.e. the honest no-skill probability; a
+                # vanishing slope keeps the model's order as a tie-break, so ranking metrics still measure it
+                base = float(np.clip(yk.mean(), 1e-6, 1 - 1e-6))
+                self.scale_[k], self.bias_[k] = RANK_KEEPING_SLOPE, float(np.log(base / (1 - base)))
+                note = (f"negative slope ({self.scales_fit_[k]:.4f}): the model ranks backwards on the fit span; "
+                        f"it predicts the base rate {base:.4f} (its order kept only as a tie-break)")
+            notes = [note, collapse_warning(yk, expit(self.scale_[k] * lk + self.bias_[k]))]
             self.warnings_[k] = "; ".join(n for n in notes if n)
         return self
 

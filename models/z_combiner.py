@@ -407,7 +407,7 @@ def format_comparison(result: ZResult) -> str:
         if c["beats"]:
             verdict_ = "beats"
         elif c["interval_above_zero"]:
-            verdict_ = "does not beat (interval above 0, but worse than no skill on the hold-out loss)"
+            verdict_ = "does not beat (interval above 0, but not better than no skill on the hold-out loss)"
         elif c["ci90_high"] < 0:
             verdict_ = "worse (interval below 0)"
         else:

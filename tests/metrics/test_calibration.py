@@ -150,7 +150,11 @@ def test_platt_flags_a_backwards_model_and_matches_overconfident_slope(overconfi
     platt = PlattScaler(["dir"]).fit(logits, y)
     assert platt.scale_[0] == pytest.approx(1 / 3, rel=0.05) and abs(platt.bias_[0]) < 0.05
     backwards = PlattScaler(["dir"]).fit(-logits, y)
-    assert "negative slope" in backwards.warnings_[0]
+    assert "negative slope" in backwards.warnings_[0] and backwards.scales_fit_[0] < 0
+    # never reverses the ranking: the base rate for every row, the model's order kept as a tie-break
+    p = backwards.predict_proba(-logits)
+    np.testing.assert_allclose(p, y.mean(), atol=1e-4)
+    assert roc_auc_score(y, p) == pytest.approx(roc_auc_score(y, -logits))
 
 
 def test_isotonic_is_monotone_calibrated_and_plain_data(overconfident):
