@@ -42,7 +42,7 @@ from features.selection.aggregate import aggregate, evidence_table
 from features.selection.common import fit_tree, is_classification, model_score
 from features.selection.config import ScreeningConfig, load_screening_config, resolve_experts
 from features.selection.embedded_stage import EmbeddedStage, read_tft_gating
-from features.selection.filter_stage import FilterStage, TargetInfo
+from features.selection.filter_stage import FilterStage, TargetInfo, drop_reasons
 from features.selection.stats import correlation_clusters
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
@@ -402,6 +402,9 @@ def run_stage3_cli(args: argparse.Namespace) -> int:
             path = cfg.experts[expert].pkl_path
             table = read_table(path)  # once for all periods
             data = [period_data(table, "base", p, targets, cfg, path) for p in cfg.periods]
+            # the columns stage 1 would drop before testing (all-NaN, constant, levels) are no candidates here
+            data = [dataclasses.replace(d, features=[f for f in d.features if f not in drop_reasons(
+                d.train, d.features, cfg.filter.params)]) for d in data]
             stats = pd.DataFrame([{"period": d.period, "target": t.name, "feature": f, "representative": True,
                                    "t_nw": 0.0} for d in data for t in targets for f in d.features])
             folder = Path(cfg.output_root) / expert / "base" / "tree_perm"

@@ -196,3 +196,15 @@ def test_export_names_the_expert_or_takes_the_last(tmp_path, screening_panel):
     cfg_path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="expert 'nobody' is not configured"):
         load_screening_config(cfg_path)
+
+
+def test_stage3_cli_skips_levels(tmp_path, screening_panel):
+    from features.selection.tree_perm import main as stage3_main
+
+    panel = screening_panel.copy()
+    panel["close"] = 100 * np.exp(panel.groupby("symbol")["target_logreturn"].cumsum())  # a price level
+    cfg_path = _setup(tmp_path, panel)
+    assert stage3_main(["--config", str(cfg_path), "--periods", "1h", "--targets", "target_logreturn",
+                        "--perm-repeats", "1"]) == 0
+    summary = pd.read_csv(tmp_path / "reports" / "Synth-TFT" / "base" / "tree_perm" / "summary.csv")
+    assert "close" not in set(summary["feature"]) and "inf_0" in set(summary["feature"])
