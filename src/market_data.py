@@ -21,6 +21,7 @@ import io
 import logging
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +92,15 @@ def _read_member(raw: bytes, source: str, header: bool | None) -> tuple[pd.DataF
     if header is None:
         token = first.split(",")[0].strip().strip('"')
         header = not re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", token or "x")
+    if not raw.strip():
+        raise DataError(f"{source}: the file is empty; re-export or remove it")
     try:
         frame = pd.read_csv(io.BytesIO(raw), header=0 if header else None, dtype=str,
                             keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{source}: cannot parse as CSV: {exc}") from None
+    if frame.empty:
+        raise DataError(f"{source}: no data rows (only a header: {first[:80]!r}); re-export or remove the file")
     return frame, (2 if header else 1)
 
 
@@ -111,14 +116,23 @@ def read_raw_table(path: str | Path, header: bool | None = None) -> list[tuple[p
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise DataError(f"{path}: not a readable parquet file ({exc}); re-export it") from None
+        if frame.empty:
+            raise DataError(f"{path}: no data rows; re-export or remove the file")
         return [(frame, str(path), 1)]
     if suffix == ".zip":
         out = []
-        with zipfile.ZipFile(path) as zf:
-            for name in sorted(n for n in zf.namelist() if n.lower().endswith(".csv")):
-                frame, line = _read_member(zf.read(name), f"{path}::{name}", header)
-                out.append((frame, f"{path}::{name}", line))
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for name in sorted(n for n in zf.namelist() if n.lower().endswith(".csv")):
+                    frame, line = _read_member(zf.read(name), f"{path}::{name}", header)
+                    out.append((frame, f"{path}::{name}", line))
+        except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+            raise DataError(f"{path}: not a readable zip archive ({exc}); the download may be truncated: "
+                            f"fetch it again") from None
         if not out:
             raise DataError(f"{path}: zip archive holds no .csv member")
         return out
@@ -130,6 +144,11 @@ def _numeric(frame: pd.DataFrame, col: str, source: str, first_line: int) -> pd.
     """Column as float; any empty or non-numeric cell is a DataError naming line and value."""
     raw = frame[col]
     values = pd.to_numeric(raw, errors="coerce")
+    infinite = np.isinf(values.to_numpy(dtype=np.float64))
+    if infinite.any():
+        pos = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"{source}: line {first_line + pos}, column '{col}': infinite value {raw.iloc[pos]!r}. "
+                        f"Fix or remove that row; prices and volumes must be finite numbers.")
     bad = values.isna()
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
@@ -240,10 +259,22 @@ def load_generic_ohlcv(path: str | Path) -> dict[str, pd.DataFrame]:
         _check_ohlc(bars, source, line)
         if "symbol" in frame.columns:
             for sym, part in bars.groupby(frame["symbol"].astype(str).to_numpy(), sort=True):
-                out.setdefault(str(sym), []).append(part.reset_index(drop=True))
+                out.setdefault(check_symbol(str(sym), f"{source}, column 'symbol'"), []).append(
+                    part.reset_index(drop=True))
         else:
-            out.setdefault(symbol_from_filename(path), []).append(bars)
+            out.setdefault(check_symbol(symbol_from_filename(path), str(path)), []).append(bars)
     return {sym: pd.concat(parts, ignore_index=True) for sym, parts in out.items()}
+
+
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_symbol(name: str, source: str) -> str:
+    """``name`` when it is a safe symbol (letters, digits, ``.``, ``_``, ``-``); it becomes part of file paths."""
+    if not SYMBOL_PATTERN.fullmatch(name) or name in (".", ".."):
+        raise DataError(f"{source}: symbol {name!r} is not a valid name: use letters, digits, '.', '_' and '-' "
+                        f"only (e.g. BTCUSDT, BRK.B, EUR-USD); symbols become file names")
+    return name
 
 
 def symbol_from_filename(path: str | Path) -> str:
@@ -373,7 +404,8 @@ def discover_raw(raw_dir: str | Path) -> RawInventory:
 
 def load_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
     """Validated, cleaned base-period bars per symbol from everything in ``inv``."""
-    raw: dict[str, pd.DataFrame] = {sym: load_klines(files, sym) for sym, files in inv.klines.items()}
+    raw: dict[str, pd.DataFrame] = {check_symbol(sym, str(files[0].parent)): load_klines(files, sym)
+                                    for sym, files in inv.klines.items()}
     for path in inv.generic:
         for sym, bars in load_generic_ohlcv(path).items():
             raw[sym] = pd.concat([raw[sym], bars], ignore_index=True) if sym in raw else bars

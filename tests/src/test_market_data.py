@@ -82,6 +82,8 @@ def _bad_frame(changes):
     ({(0, "close"): -5.0}, r"line 2, column 'close': non-positive price -5\.0"),
     ({(4, "volume"): -1.0}, r"line 6, column 'volume': negative volume -1\.0"),
     ({(2, "timestamp"): "not a date"}, r"line 4, column 'timestamp': cannot parse timestamp 'not a date'"),
+    ({(2, "close"): "inf"}, r"AAA\.csv: line 4, column 'close': infinite value 'inf'"),
+    ({(3, "volume"): -np.inf}, r"AAA\.csv: line 5, column 'volume': infinite value '-inf'"),
 ])
 def test_bad_values_name_file_line_and_column(tmp_path, change, pattern):
     frame = _bad_frame(change)
@@ -202,3 +204,54 @@ def test_period_helpers_errors():
         infer_period(make_bars(1)["timestamp"])
     with pytest.raises(DataError, match=r"no kline files for XYZ"):
         load_klines([], "XYZ")
+
+
+def _klines_zip(tmp_path, name="BTCUSDT-1h-2024-01.zip"):
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name.replace(".zip", ".csv"), kline_csv_text(make_bars(200)))
+    return path
+
+
+@pytest.mark.parametrize(("content", "pattern"), [
+    (b"", r"E\.csv: the file is empty"),
+    (b"   \n\n", r"E\.csv: the file is empty"),
+    (b"timestamp,open,high,low,close,volume\n", r"E\.csv: no data rows \(only a header: 'timestamp,open,"),
+])
+def test_empty_and_header_only_files_name_the_file(tmp_path, content, pattern):
+    path = tmp_path / "E.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=pattern):
+        load_generic_ohlcv(path)
+
+
+def test_truncated_and_fake_zips_name_the_file(tmp_path):
+    good = _klines_zip(tmp_path).read_bytes()
+    truncated = tmp_path / "T-1h-2024-01.zip"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match=r"T-1h-2024-01\.zip: not a readable zip archive .*fetch it again"):
+        load_klines([truncated], "T")
+    fake = tmp_path / "F-1h-2024-01.zip"
+    fake.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(DataError, match=r"F-1h-2024-01\.zip: not a readable zip archive"):
+        load_klines([fake], "F")
+    bad_parquet = tmp_path / "P.parquet"
+    bad_parquet.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=r"P\.parquet: not a readable parquet file"):
+        load_generic_ohlcv(bad_parquet)
+
+
+@pytest.mark.parametrize("symbol", ["../../../escape", "BTC/USDT", "A B", ".."])
+def test_symbol_names_that_would_become_paths_are_refused(tmp_path, symbol):
+    frame = make_bars(30)[COLS].assign(symbol=symbol)
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"panel\.csv, column 'symbol': symbol .* is not a valid name: use letters"):
+        load_generic_ohlcv(path)
+
+
+def test_valid_symbol_names_pass(tmp_path):
+    frame = pd.concat([make_bars(30)[COLS].assign(symbol=s) for s in ("BRK.B", "EUR-USD", "btc_usdt")])
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    assert sorted(load_generic_ohlcv(path)) == ["BRK.B", "EUR-USD", "btc_usdt"]
