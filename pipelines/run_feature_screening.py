@@ -3,7 +3,7 @@
 Usage::
 
     python -m pipelines.run_feature_screening --config pipelines/configs/feature_selection.yaml \\
-        [--experts alpha_dir_tft,derivatives_micro] [--force]
+        [--experts alpha_dir_tft,derivatives_micro] [--periods 1d] [--force]
 
 For each selected expert (any spelling: ``Alpha-Dir-TFT``, ``alpha_dir_tft``, ``alpha_dir``) and each of its
 tables (``pkl_path``: base, ``rich_pkl_path``: rich), per period:
@@ -46,7 +46,7 @@ from features.selection.filter_stage import FilterStage, TargetInfo, drop_reason
 from features.selection.stats import correlation_clusters
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
-from src.market_data import period_delta
+from src.market_data import PERIODS, check_periods, period_delta
 from utils.errors import ConfigError, DataError, ProjectError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
 
@@ -247,9 +247,9 @@ def _read(path: Path) -> pd.DataFrame | None:
 
 
 def screen_modality(cfg: ScreeningConfig, expert: str, modality: str, path: str, targets: list[TargetInfo],
-                    force: bool) -> tuple[pd.DataFrame, list[PeriodData]]:
-    """Run (or reuse) stages 1-4 for one table; returns the evidence table and the period data."""
-    table = read_table(path)
+                    force: bool, table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[PeriodData]]:
+    """Run (or reuse) stages 1-4 for one table (read from ``path`` unless given); evidence table and period data."""
+    table = read_table(path) if table is None else table
     data = [period_data(table, modality, p, targets, cfg, path) for p in cfg.periods]
     root = Path(cfg.output_root) / expert / modality
     dirs = {"filter": root / "stage1_filter", "embedded": root / "stage2_embedded", "tree_perm": root / "tree_perm",
@@ -338,14 +338,29 @@ def _stage1_drops(output_root: Path, modality: str = "base") -> dict[str, set[st
     return {p: set(g["feature"]) for p, g in dropped.groupby("period")}
 
 
+def present_periods(table: pd.DataFrame, source: str) -> list[str]:
+    """The periods of ``table``, shortest first."""
+    if "period" not in table.columns:
+        raise DataError(f"{source}: no 'period' column; build the table with src/build_full_merged.py")
+    present = set(table["period"].astype(str))
+    return [p for p in PERIODS if p in present]
+
+
 def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
-    """Screen one expert end to end; returns its summary."""
+    """Screen one expert end to end; returns its summary.
+
+    With ``periods`` unset (None) the expert is screened on every period present in its base table.
+    """
     entry = cfg.experts[expert]
+    base = read_table(entry.pkl_path)
+    if cfg.periods is None:
+        cfg = dataclasses.replace(cfg, periods=present_periods(base, entry.pkl_path))
+        logger.info("%s: periods present in %s: %s", expert, entry.pkl_path, cfg.periods)
     targets = expert_targets(cfg, expert)
     tables = [("base", entry.pkl_path)] + ([("rich", entry.rich_pkl_path)] if entry.rich_pkl_path else [])
     evidence, base_data = [], []
     for modality, path in tables:
-        ev, data = screen_modality(cfg, expert, modality, path, targets, force)
+        ev, data = screen_modality(cfg, expert, modality, path, targets, force, base if modality == "base" else None)
         evidence.append(ev.assign(modality=modality))
         base_data += data
     weights = yaml.safe_load(Path(cfg.aggregation.weights_yaml).read_text()) if cfg.aggregation.weights_yaml else None
@@ -427,11 +442,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="pipelines/configs/feature_selection.yaml")
     p.add_argument("--experts", default=None, help="comma-separated, any spelling (default: experts_run or all)")
     p.add_argument("--force", action="store_true", help="recompute finished stages")
+    p.add_argument("--periods", default=None,
+                   help="comma-separated periods (default: the config's, or every period present in the table)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     try:
         cfg = load_screening_config(args.config)
+        if args.periods:
+            periods = [x.strip() for x in args.periods.split(",") if x.strip()]
+            check_periods("--periods", periods)
+            cfg = dataclasses.replace(cfg, periods=periods)
         experts = resolve_experts(cfg, args.experts.split(",") if args.experts else None)
         summaries = {}
         for expert in experts:

@@ -168,7 +168,7 @@ class ScreeningConfig:
 
     experts: dict[str, ExpertEntry]
     experts_run: list[str] = field(default_factory=list)
-    periods: list[str] = field(default_factory=lambda: ["1h"])
+    periods: list[str] | None = None  # None: every period present in each expert's base table
     splits: Splits = field(default_factory=Splits)
     filter: FilterSection = field(default_factory=FilterSection)
     embedded: EmbeddedSection = field(default_factory=EmbeddedSection)
@@ -191,7 +191,10 @@ class ScreeningConfig:
 
     def check(self) -> None:
         """Known periods; at least one expert; ``aggregation.export_expert`` among them."""
-        check_periods("periods", self.periods)
+        if self.periods is not None:
+            check_periods("periods", self.periods)
+            if not self.periods:
+                raise ConfigError("key 'periods' = []: list at least one period, or null for every period present")
         if not self.experts:
             raise ConfigError("key 'experts' = {}: list at least one expert with its pkl_path")
         if self.aggregation.export_expert:

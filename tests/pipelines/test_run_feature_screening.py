@@ -208,3 +208,39 @@ def test_stage3_cli_skips_levels(tmp_path, screening_panel):
                         "--perm-repeats", "1"]) == 0
     summary = pd.read_csv(tmp_path / "reports" / "Synth-TFT" / "base" / "tree_perm" / "summary.csv")
     assert "close" not in set(summary["feature"]) and "inf_0" in set(summary["feature"])
+
+
+def _four_hour(panel):
+    """The same panel relabelled as 4h bars (timestamps spread 4x, so spacing and period agree)."""
+    start = panel["timestamp"].min()
+    return panel.assign(period="4h", timestamp=start + (panel["timestamp"] - start) * 4)
+
+
+def test_periods_default_to_the_table_and_cli_overrides(tmp_path, screening_panel):
+    panel = pd.concat([screening_panel, _four_hour(screening_panel)], ignore_index=True)
+    cfg_path = _setup(tmp_path, panel)
+    leaf4 = tmp_path / "configs" / "Synth-TFT" / "4h" / "base"
+    leaf4.mkdir(parents=True)
+    (leaf4 / "targets.yaml").write_text((tmp_path / "configs" / "Synth-TFT" / "1h" / "base" / "targets.yaml")
+                                        .read_text())
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw.pop("periods")  # no periods in the YAML: every period of the table
+    raw["splits"]["outer"]["days"] = 60
+    cfg_path.write_text(yaml.safe_dump(raw))
+    assert rfs.main(["--config", str(cfg_path), "--force"]) == 0
+    summary = json.loads((tmp_path / "reports" / "Synth-TFT" / "summary.json").read_text())
+    assert summary["periods"] == ["1h", "4h"]
+    assert rfs.main(["--config", str(cfg_path), "--periods", "4h", "--force"]) == 0
+    summary = json.loads((tmp_path / "reports" / "Synth-TFT" / "summary.json").read_text())
+    assert summary["periods"] == ["4h"]
+    stats = pd.read_csv(tmp_path / "reports" / "Synth-TFT" / "base" / "stage1_filter" / "filter_stats.csv")
+    assert set(stats["period"]) == {"4h"}
+
+
+def test_period_errors(tmp_path, screening_panel, caplog):
+    cfg_path = _setup(tmp_path, screening_panel, periods=[])
+    with pytest.raises(ConfigError, match=r"key 'periods' = \[\]: list at least one period, or null"):
+        load_screening_config(cfg_path)
+    cfg_path = _setup(tmp_path, screening_panel)
+    assert rfs.main(["--config", str(cfg_path), "--periods", "7x"]) == 2
+    assert "unknown period(s) ['7x']" in caplog.text
