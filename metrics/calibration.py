@@ -48,7 +48,7 @@ from utils.metric_factory import (  # the metric primitives live at the bottom o
 )
 
 __all__ = [
-    "CALIBRATION_METHODS", "IsotonicCalibrator", "PlattScaler", "TemperatureScaler", "binary_nll", "brier_score",
+    "IsotonicCalibrator", "PlattScaler", "TemperatureScaler", "binary_nll", "brier_score",
     "classification_metrics", "collapse_warning", "ece", "make_calibrator", "pinball_loss", "quantile_coverage",
     "regression_metrics", "reliability_curve", "sigma_from_quantiles",
 ]
@@ -61,7 +61,6 @@ LOG_T_BOUND = 5.0
 SPREAD_FLOOR = 0.005
 #: A base rate further than this from 0.5 is "away from 0.5" for the collapse warning.
 BASE_RATE_TOLERANCE = 0.02
-CALIBRATION_METHODS = ("platt", "temperature", "isotonic")
 #: Platt's smallest slope: probabilities then equal the base rate to ~1e-6, and ties follow the model's order.
 RANK_KEEPING_SLOPE = 1e-6
 

@@ -17,6 +17,7 @@ chosen. Where scikit-learn defines a metric (AP, ROC-AUC, Brier, pinball) the re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -154,9 +155,11 @@ def get_metric(name: str, kind: str | None = None) -> Metric:
 def compute(names: list[str], y: np.ndarray, pred, n_bins: int = 15) -> dict[str, float]:
     """Every named metric of ``y`` against ``pred`` (probabilities, or ``{level: predictions}``), flattened."""
     out: dict[str, float] = {}
-    for name in names:
-        value = get_metric(name).fn(y, pred, n_bins) if len(y) else float("nan")
-        out.update(value if isinstance(value, dict) else {name: value})
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty input: every metric is NaN, keys unchanged
+        for name in names:
+            value = get_metric(name).fn(y, pred, n_bins)
+            out.update(value if isinstance(value, dict) else {name: value})
     return out
 
 
@@ -169,10 +172,6 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -> di
 def regression_metrics(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> dict[str, float]:
     """RMSE and MAE of the median; coverage and pinball loss per quantile; mean pinball over quantiles."""
     y = np.asarray(y, dtype=np.float64)
-    out: dict[str, float] = {"n": int(len(y)), **compute(["rmse", "mae"], y, quantiles)}
-    for level, q in quantiles.items():
-        tag = f"p{round(level * 100):02d}"
-        out[f"cov_{tag}"] = quantile_coverage(y, q)
-        out[f"pinball_{tag}"] = pinball_loss(y, q, level)
-    out["pinball"] = get_metric("pinball").fn(y, quantiles) if len(y) else float("nan")
+    out: dict[str, float] = {"n": int(len(y)), **compute(["rmse", "mae", "coverage", "pinball"], y, quantiles)}
+    out.update({f"pinball_p{round(level * 100):02d}": pinball_loss(y, q, level) for level, q in quantiles.items()})
     return out
