@@ -32,6 +32,8 @@ KEY_COLUMNS = [
     "trend_strength", "taker_buy_ratio",
 ]
 RETURN_LAGS = (1, 2, 3, 4, 6, 8, 12, 24, 48)
+#: The longest rolling window (``dist_sma_200``): a series shorter than this never has every feature.
+LONGEST_WINDOW = 200
 
 
 def _returns(c: np.ndarray) -> dict[str, np.ndarray]:
@@ -125,14 +127,15 @@ def _volume_flow(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
     quote = extra.get("quote_volume", (h + lo + c) / 3.0 * v)
     for n in (24, 48):
         out[f"vwap_dist_{n}"] = c / ind._div(ind.rolling_sum(quote, n), ind.rolling_sum(v, n)) - 1.0
+    # Taker and trade-count columns exist only in exchange data (Binance klines): not emitted without them,
+    # rather than as columns that are NaN on every row.
     taker = extra.get("taker_buy_volume")
-    out["taker_buy_ratio"] = ind._div(taker, v) if taker is not None else np.full(c.shape, np.nan)
+    if taker is not None:
+        out["taker_buy_ratio"] = ind._div(taker, v)
     count = extra.get("count")
     if count is not None:
         size = ind._div(quote, count)
         out["avg_trade_size_ratio_48"] = ind._div(size, ind.sma(size, 48))
-    else:
-        out["avg_trade_size_ratio_48"] = np.full(c.shape, np.nan)
     return out
 
 
@@ -185,16 +188,17 @@ def _pivots(ts: pd.Series, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict
     return {f"pivot_{k}_dist": c / v - 1.0 for k, v in levels.items()}
 
 
-def _calendar(ts: pd.Series) -> dict[str, np.ndarray]:
-    hour = ts.dt.hour.to_numpy() + ts.dt.minute.to_numpy() / 60.0
+def _calendar(ts: pd.Series, intraday: bool = True) -> dict[str, np.ndarray]:
+    """Cyclical calendar features; hour of day only for intraday bars (constant, or a DST artefact, on daily)."""
     wd = ts.dt.dayofweek.to_numpy()
     month = ts.dt.month.to_numpy() - 1
     two_pi = 2.0 * np.pi
-    return {
-        "hour_sin": np.sin(two_pi * hour / 24), "hour_cos": np.cos(two_pi * hour / 24),
-        "weekday_sin": np.sin(two_pi * wd / 7), "weekday_cos": np.cos(two_pi * wd / 7),
-        "month_sin": np.sin(two_pi * month / 12), "month_cos": np.cos(two_pi * month / 12),
-    }
+    out = {}
+    if intraday:
+        hour = ts.dt.hour.to_numpy() + ts.dt.minute.to_numpy() / 60.0
+        out = {"hour_sin": np.sin(two_pi * hour / 24), "hour_cos": np.cos(two_pi * hour / 24)}
+    return {**out, "weekday_sin": np.sin(two_pi * wd / 7), "weekday_cos": np.cos(two_pi * wd / 7),
+            "month_sin": np.sin(two_pi * month / 12), "month_cos": np.cos(two_pi * month / 12)}
 
 
 def _regime(c: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -212,14 +216,14 @@ def _regime(c: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]
 
 def _normalized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
-    for key in KEY_COLUMNS:
+    for key in (k for k in KEY_COLUMNS if k in cols):
         lagged = ind.shift(cols[key], 1)
         out[f"{key}_zn{NORM_WINDOW}"] = ind.rolling_zscore(lagged, NORM_WINDOW)
         out[f"{key}_mm{NORM_WINDOW}"] = ind.rolling_minmax(lagged, NORM_WINDOW)
     return out
 
 
-def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
+def compute_features(bars: pd.DataFrame, intraday: bool = True) -> pd.DataFrame:
     """All technical features for one symbol's bars of one period.
 
     Parameters
@@ -227,6 +231,8 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
     bars : DataFrame
         Sorted bars with ``timestamp`` and ``open, high, low, close, volume`` (plus optional
         ``quote_volume``, ``count``, ``taker_buy_volume``).
+    intraday : bool
+        Whether bars are shorter than a day; daily bars get no hour-of-day features.
 
     Returns
     -------
@@ -251,7 +257,7 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
         cols.update(_candles(o, h, lo, c))
         cols.update(_tails(c))
         cols.update(_pivots(ts, h, lo, c))
-        cols.update(_calendar(ts))
+        cols.update(_calendar(ts, intraday))
         cols.update(_regime(c, cols))
         cols["close"] = c  # referenced by the normalized block only; not emitted twice
         norm = _normalized(cols)
@@ -273,20 +279,25 @@ def indicating_main(tf: str, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.Data
     tf : str
         Period label (``'1h'``, ``'4h'``, ``'1d'``), stored in the ``period`` column.
     bars_by_symbol : dict of str to DataFrame
-        Clean bars of that period per symbol.
+        Clean bars of that period per symbol. An optional integer ``segment`` column splits a symbol's
+        series (after a long gap): every segment's rolling features warm up from its own first bar, as
+        after a listing, so no feature straddles the hole. The column is not carried into the output.
 
     Returns
     -------
     DataFrame
         ``symbol, period, timestamp``, the bar columns, then the features; sorted by symbol and time.
     """
+    intraday = pd.Timedelta(tf.replace("d", "D")) < pd.Timedelta(days=1)
     parts = []
     for symbol in sorted(bars_by_symbol):
         bars = bars_by_symbol[symbol].reset_index(drop=True)
         if bars.empty:
             continue
+        segment = bars.pop("segment") if "segment" in bars.columns else pd.Series(0, index=bars.index)
+        feats = pd.concat([compute_features(seg, intraday) for _, seg in bars.groupby(segment.to_numpy(), sort=True)])
         head = pd.DataFrame({"symbol": symbol, "period": tf}, index=bars.index)
-        parts.append(pd.concat([head, bars, compute_features(bars)], axis=1))
+        parts.append(pd.concat([head, bars, feats.loc[bars.index]], axis=1))
     if not parts:
         raise DataError(f"no bars to compute {tf} indicators from")
     return pd.concat(parts, ignore_index=True)

@@ -14,6 +14,7 @@ The calendar is detected from the data (:func:`detect_calendar`) and can be over
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -95,3 +96,125 @@ def horizon_valid(time_idx: np.ndarray, gap_before: np.ndarray, symbol_codes: np
     gaps_ahead = c[h + 1:] - c[1:n - h + 1]
     ok[:-h] = same & contiguous & (gaps_ahead == 0)
     return ok
+
+
+# --------------------------------------------------------------------------- trading sessions
+
+MarketKind = Literal["24/7", "fx", "equity"]
+FX_TIMEZONE = "America/New_York"
+#: The FX trading day starts at 17:00 New York (the day named Monday starts on Sunday at 17:00).
+FX_DAY_START = pd.Timedelta(hours=-7)
+
+
+@dataclass(frozen=True)
+class MarketSession:
+    """How a market's trading days are laid out, so that bars are binned on session boundaries.
+
+    Attributes
+    ----------
+    kind : {'24/7', 'fx', 'equity'}
+        24/7: bins are aligned to UTC midnight. fx: to 17:00 New York. equity: to the session open.
+    timezone : str
+        Zone of the session clock (UTC for 24/7).
+    day_start : Timedelta
+        Wall-clock time, from local midnight of the day a trading day is named after, at which it starts:
+        -7h for FX (Sunday 17:00 opens Monday), the open (e.g. 9h30) for equities.
+    session_length : Timedelta or None
+        Equities: the regular session's length (a bin is complete when it holds the session's sub-bars).
+    """
+
+    kind: MarketKind = "24/7"
+    timezone: str = "UTC"
+    day_start: pd.Timedelta = pd.Timedelta(0)
+    session_length: pd.Timedelta | None = None
+
+    @property
+    def calendar(self) -> Calendar:
+        """The bar-numbering calendar of :func:`assign_time_idx`."""
+        return "24/7" if self.kind == "24/7" else "session"
+
+    def describe(self) -> str:
+        """One line for logs and the build manifest."""
+        if self.kind == "24/7":
+            return "24/7 (UTC days)"
+        if self.kind == "fx":
+            return f"fx (trading day from 17:00 {self.timezone})"
+        start = (pd.Timestamp(0) + self.day_start).strftime("%H:%M")
+        length = f", {self.session_length}" if self.session_length is not None else ""
+        return f"equity (session from {start} {self.timezone}{length})"
+
+
+def session_clock(ts: pd.Series, session: MarketSession) -> pd.Series:
+    """Naive times on the session clock: local wall time minus ``day_start``, so every trading day runs from
+    00:00 of the day it is named after (bins are floors of this clock)."""
+    if session.kind == "24/7":
+        return ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return ts.dt.tz_convert(session.timezone).dt.tz_localize(None) - session.day_start
+
+
+def expected_sub_bars(bin_clock: pd.Series, period: pd.Timedelta, base: pd.Timedelta,
+                      session: MarketSession) -> np.ndarray:
+    """Sub-bars of spacing ``base`` that a complete bin of ``period`` opening at ``bin_clock`` holds."""
+    full = max(int(period / base), 1)
+    if session.kind != "equity" or session.session_length is None:
+        return np.full(len(bin_clock), full, dtype=np.int64)
+    into_day = (bin_clock - bin_clock.dt.floor("D")).to_numpy()
+    left = np.maximum(session.session_length.to_timedelta64() - into_day, base.to_timedelta64())
+    span = np.minimum(left, period.to_timedelta64())
+    return np.ceil(span / base.to_timedelta64()).astype(np.int64)
+
+
+def detect_session(timestamps: pd.Series, base: pd.Timedelta, exchange_timezone: str = FX_TIMEZONE,
+                   calendar: Literal["auto", "24/7", "session", "fx", "equity"] = "auto") -> MarketSession:
+    """The market's session layout, from its bars (UTC timestamps of one or more symbols).
+
+    24/7 when weekends trade (see :func:`detect_calendar`). Otherwise FX when intraday bars cover most of
+    each weekday (>= 20 h), equities when they cover a shorter session, whose open and length are the most
+    common first bar and span per day in ``exchange_timezone``. Daily or coarser bars need no session.
+    """
+    ts = pd.Series(pd.DatetimeIndex(timestamps))
+    if calendar == "auto":
+        calendar = detect_calendar(ts)
+    if calendar == "24/7":
+        return MarketSession()
+    if base >= pd.Timedelta(days=1):
+        return MarketSession(kind="equity" if calendar != "fx" else "fx",
+                             timezone=FX_TIMEZONE if calendar == "fx" else exchange_timezone,
+                             day_start=FX_DAY_START if calendar == "fx" else pd.Timedelta(0))
+    local = ts.dt.tz_convert(exchange_timezone).dt.tz_localize(None)
+    day = local.dt.floor("D")
+    coverage = (local.groupby(day).size() * base).median()
+    if calendar == "fx" or (calendar == "session" and coverage >= pd.Timedelta(hours=20)):
+        return MarketSession(kind="fx", timezone=FX_TIMEZONE, day_start=FX_DAY_START)
+    first = (local - day).groupby(day).min()
+    last = (local - day).groupby(day).max()
+    open_ = first.mode().min()
+    length = (last - first + base).mode().max()
+    return MarketSession(kind="equity", timezone=exchange_timezone, day_start=open_, session_length=length)
+
+
+def calendar_missing(timestamps: pd.Series, period: pd.Timedelta, session: MarketSession,
+                     trading: pd.DatetimeIndex | np.ndarray | None = None) -> int:
+    """Bars of ``period`` missing from one symbol's bars, counted against the market's calendar.
+
+    24/7: every period step between the first and last bar. FX: every step of the session clock on Monday
+    to Friday (weekends are closed, holidays count as missing). Equities: the panel's trading bars
+    (``trading``, the union over symbols) inside the symbol's span, so closures are never "missing".
+    """
+    ts = pd.Series(pd.DatetimeIndex(timestamps)).sort_values()
+    if len(ts) < 2:
+        return 0
+    if session.kind == "24/7":
+        steps = (ts.iloc[-1] - ts.iloc[0]) // period + 1
+        return int(steps - len(ts))
+    if session.kind == "fx":
+        clock = session_clock(ts, session)
+        grid = pd.date_range(clock.iloc[0], clock.iloc[-1], freq=period)
+        open_slots = int((grid.dayofweek < 5).sum())
+        return max(open_slots - int((clock.dt.dayofweek < 5).sum()), 0)
+    if trading is None:
+        return 0
+    grid = pd.DatetimeIndex(trading).asi8
+    lo, hi = pd.DatetimeIndex(ts).asi8[[0, -1]]
+    inside = grid[(grid >= lo) & (grid <= hi)]
+    return int(len(inside) - len(ts))

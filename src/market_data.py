@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from src.market_calendar import MarketSession, expected_sub_bars, session_clock
 from utils.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -60,15 +61,34 @@ def period_delta(period: str) -> pd.Timedelta:
     return pd.Timedelta(PERIODS[period])
 
 
-def infer_period(timestamps: pd.Series | pd.DatetimeIndex) -> str:
-    """Period label closest to the median spacing of ``timestamps`` (needs >= 2 rows)."""
+#: Native bar spacings the build accepts: the periods themselves and spacings that resample to them.
+SUPPORTED_SPACINGS = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "1d")
+
+
+def infer_period(timestamps: pd.Series | pd.DatetimeIndex, source: str = "data") -> str:
+    """Label of the native bar spacing of ``timestamps``: the most common step between consecutive rows.
+
+    The most common step, not the median, so that closures (weekends, nights, holidays) and gaps do not
+    move it. A spacing that is not one of :data:`SUPPORTED_SPACINGS` is an error: labelling weekly or
+    monthly bars with the nearest period would produce a panel of gap flags and no targets.
+
+    Raises
+    ------
+    DataError
+        Fewer than 2 distinct timestamps, or an unsupported spacing (naming ``source`` and the spacing).
+    """
     ts = pd.DatetimeIndex(timestamps).sort_values()
-    if len(ts) < 2:
-        raise DataError("cannot infer the bar period from fewer than 2 rows")
-    step = pd.Series(ts[1:] - ts[:-1]).median()
-    # Daily stock data has a median step of one day even with weekends: nearest label wins.
-    best = min(PERIODS, key=lambda p: abs(np.log(pd.Timedelta(PERIODS[p]) / step)))
-    return best
+    steps = pd.Series(ts[1:] - ts[:-1])
+    steps = steps[steps > pd.Timedelta(0)]
+    if steps.empty:
+        raise DataError(f"{source}: cannot infer the bar spacing from fewer than 2 distinct timestamps")
+    step = steps.mode().min()
+    by_delta = {pd.Timedelta(PERIODS[p]): p for p in SUPPORTED_SPACINGS}
+    if step not in by_delta:
+        raise DataError(f"{source}: unsupported bar spacing {step} (most common step between rows); supported "
+                        f"native spacings: {list(SUPPORTED_SPACINGS)}, which resample to 1h/4h/1d. Resample the "
+                        f"file to one of them first (weekly or monthly bars cannot make these periods)")
+    return by_delta[step]
 
 
 @dataclass
@@ -81,6 +101,7 @@ class IngestReport:
     unsorted_rows: int = 0
     gaps: int = 0
     missing_bars: int = 0
+    spacing: str = ""
 
 
 # --------------------------------------------------------------------------- reading
@@ -160,26 +181,96 @@ def _numeric(frame: pd.DataFrame, col: str, source: str, first_line: int) -> pd.
     return values.astype(np.float64)
 
 
+#: Epoch magnitudes (of a 21st-century timestamp) above which a number is in ms, us and ns.
+_EPOCH_UNITS = ((1e17, 1), (1e14, 1_000), (1e11, 1_000_000), (0.0, 1_000_000_000))
+EARLIEST = pd.Timestamp("2000-01-01", tz="UTC")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
 def _epoch_to_datetime(values: pd.Series) -> pd.DatetimeIndex:
-    """Epoch numbers in s, ms or us (detected by magnitude, as Binance switched to us in 2025)."""
-    v = values.to_numpy(dtype=np.float64)
-    mag = np.nanmedian(np.abs(v)) if v.size else 0
-    unit = "us" if mag > 1e14 else "ms" if mag > 1e11 else "s"
-    return pd.to_datetime(v.astype(np.int64), unit=unit, utc=True)
+    """Epoch numbers to UTC times, the unit (s, ms, us, ns) decided for each row by its magnitude.
+
+    Per row, not per file: Binance switched its dumps from ms to us in 2025, and a file concatenated across
+    the switch holds both (one unit for all would put half the rows in 1970 or far in the future).
+    """
+    if values.dtype.kind in "iu":
+        v = values.to_numpy(dtype=np.int64)
+        mag = np.abs(v).astype(np.float64)
+    else:
+        f = values.to_numpy(dtype=np.float64)
+        mag = np.abs(f)
+        v = None
+    ns = np.zeros(len(values), dtype=np.int64)
+    done = np.zeros(len(values), dtype=bool)
+    for floor, factor in _EPOCH_UNITS:
+        rows = (mag >= floor) & ~done
+        if v is not None:
+            ns[rows] = v[rows] * factor
+        else:  # fractional epochs: float arithmetic, rounded to the ns
+            ns[rows] = np.round(f[rows] * factor).astype(np.int64)
+        done |= rows
+    return pd.DatetimeIndex(pd.to_datetime(ns, unit="ns", utc=True))
 
 
-def _parse_time(frame: pd.DataFrame, col: str, source: str, first_line: int) -> pd.DatetimeIndex:
+def _check_time_range(ts: pd.DatetimeIndex, raw: pd.Series, col: str, source: str, first_line: int) -> None:
+    """Timestamps before 2000 or in the future are errors (a zero, a wrong unit, a wrong year)."""
+    now = pd.Timestamp.now(tz="UTC")
+    bad = (ts < EARLIEST) | (ts > now)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        when = "before 2000" if ts[pos] < EARLIEST else "in the future"
+        raise DataError(f"{source}: line {first_line + pos}, column '{col}': timestamp {raw.iloc[pos]!r} reads as "
+                        f"{ts[pos]}, {when}. Fix or remove that row (epoch numbers may be s, ms, us or ns; "
+                        f"dates must be real bar times)")
+
+
+def _localize(parsed: pd.Series, raw: pd.Series, col: str, source: str, first_line: int, tz: str) -> pd.Series:
+    """Naive wall-clock times in zone ``tz`` -> UTC; DST by zoneinfo, repeated fall-back hours in row order."""
+    try:
+        return parsed.dt.tz_localize(tz, ambiguous="infer", nonexistent="raise").dt.tz_convert("UTC")
+    except Exception as exc:  # pytz/zoneinfo errors (ambiguous, nonexistent) derive from ValueError or Exception
+        local = pd.DatetimeIndex(parsed)
+        bad = ~np.isin(local, local.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").tz_localize(None))
+        pos = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{source}: line {first_line + pos}, column '{col}': local time {raw.iloc[pos]!r} does "
+                        f"not exist or is ambiguous in {tz} (a DST change: {exc}). Give times with a UTC offset, "
+                        f"or fix the rows around the change") from None
+
+
+def _parse_time(frame: pd.DataFrame, col: str, source: str, first_line: int, tz: str = "UTC") -> pd.DatetimeIndex:
+    """A time column -> UTC ``DatetimeIndex``.
+
+    Numbers are epochs (unit per row by magnitude, always UTC). Strings with an offset (``Z``, ``+02:00``)
+    are exact; naive strings are wall-clock times in ``tz`` (``--timezone``, default UTC). A file mixing
+    both, an unparseable cell, and a time before 2000 or in the future are errors naming the line.
+    """
     raw = frame[col]
     as_num = pd.to_numeric(raw, errors="coerce")
     if as_num.notna().all() and len(raw):
-        return pd.DatetimeIndex(_epoch_to_datetime(as_num)).as_unit("ns")
-    parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
-    if parsed.isna().any():
-        pos = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        out = _epoch_to_datetime(as_num).as_unit("ns")
+        _check_time_range(out, raw, col, source, first_line)
+        return out
+    text = raw.astype(str).str.strip()
+    checked = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    if checked.isna().any():
+        pos = int(np.flatnonzero(checked.isna().to_numpy())[0])
         raise DataError(f"{source}: line {first_line + pos}, column '{col}': cannot parse "
                         f"timestamp {raw.iloc[pos]!r}. Use ISO dates (2024-01-31 or 2024-01-31T13:00:00Z) "
                         f"or epoch seconds/ms/us.")
-    return pd.DatetimeIndex(parsed).as_unit("ns")
+    aware = text.str.contains(_OFFSET).to_numpy()
+    if aware.any() and not aware.all():
+        pos = int(np.flatnonzero(aware != aware[0])[0])
+        raise DataError(f"{source}: line {first_line + pos}, column '{col}': {raw.iloc[pos]!r} mixes times with and "
+                        f"without a UTC offset in one column; give all rows in one form")
+    parsed = checked if aware.all() else pd.to_datetime(text, errors="coerce", format="mixed")
+    date_only = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    if not aware.all() and date_only:
+        parsed = parsed.dt.tz_localize("UTC")  # a date names a trading day, not an instant in ``tz``
+    elif not aware.all():
+        parsed = _localize(parsed, raw, col, source, first_line, tz)
+    out = pd.DatetimeIndex(parsed).as_unit("ns")
+    _check_time_range(out, raw, col, source, first_line)
+    return out
 
 
 def _check_ohlc(bars: pd.DataFrame, source: str, first_line: int, positive_prices: bool = True) -> None:
@@ -210,7 +301,8 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], source: str, hint: str
 # --------------------------------------------------------------------------- klines
 
 
-def _kline_frame(frame: pd.DataFrame, source: str, first_line: int, positive_prices: bool = True) -> pd.DataFrame:
+def _kline_frame(frame: pd.DataFrame, source: str, first_line: int, positive_prices: bool = True,
+                 tz: str = "UTC") -> pd.DataFrame:
     if frame.columns.dtype.kind in "iu" or all(isinstance(c, int) for c in frame.columns):
         if frame.shape[1] < 6:
             raise DataError(f"{source}: a kline row needs at least 6 fields (open_time..volume), "
@@ -219,7 +311,7 @@ def _kline_frame(frame: pd.DataFrame, source: str, first_line: int, positive_pri
                                axis=1)
     frame = frame.rename(columns=str.lower)
     _require(frame, ["open_time", *OHLCV], source, "Binance klines need open_time,open,high,low,close,volume.")
-    out = pd.DataFrame({"timestamp": _parse_time(frame, "open_time", source, first_line)})
+    out = pd.DataFrame({"timestamp": _parse_time(frame, "open_time", source, first_line, tz)})
     for col in OHLCV + [c for c in EXTRA_BAR_COLUMNS if c in frame.columns]:
         out[col] = _numeric(frame, col, source, first_line).to_numpy()
     _check_ohlc(out, source, first_line, positive_prices)
@@ -227,13 +319,13 @@ def _kline_frame(frame: pd.DataFrame, source: str, first_line: int, positive_pri
 
 
 def load_klines(files: Iterable[str | Path], symbol: str, header: bool | None = None,
-                positive_prices: bool = True) -> pd.DataFrame:
+                positive_prices: bool = True, tz: str = "UTC") -> pd.DataFrame:
     """Load and validate Binance kline files for one symbol (any mix of csv/zip, ms/us).
 
     ``positive_prices=False`` is for index klines that can be negative (premium index).
     """
     parts = [
-        _kline_frame(frame, source, line, positive_prices)
+        _kline_frame(frame, source, line, positive_prices, tz)
         for path in sorted(map(Path, files))
         for frame, source, line in read_raw_table(path, header)
     ]
@@ -242,8 +334,11 @@ def load_klines(files: Iterable[str | Path], symbol: str, header: bool | None = 
     return pd.concat(parts, ignore_index=True)
 
 
-def load_generic_ohlcv(path: str | Path) -> dict[str, pd.DataFrame]:
-    """Load a generic OHLCV CSV/parquet: one symbol per file, or several via a ``symbol`` column."""
+def load_generic_ohlcv(path: str | Path, tz: str = "UTC") -> dict[str, pd.DataFrame]:
+    """Load a generic OHLCV CSV/parquet: one symbol per file, or several via a ``symbol`` column.
+
+    ``tz`` is the zone of naive (offset-less) times in the file (``--timezone``).
+    """
     path = Path(path)
     out: dict[str, list[pd.DataFrame]] = {}
     for frame, source, line in read_raw_table(path, header=True):
@@ -253,7 +348,7 @@ def load_generic_ohlcv(path: str | Path) -> dict[str, pd.DataFrame]:
             raise DataError(f"{source}: missing a time column (one of {list(TIME_ALIASES)}); "
                             f"found {list(frame.columns)}")
         _require(frame, OHLCV, source, "Generic OHLCV files need open, high, low, close, volume (any case).")
-        bars = pd.DataFrame({"timestamp": _parse_time(frame, time_col, source, line)})
+        bars = pd.DataFrame({"timestamp": _parse_time(frame, time_col, source, line, tz)})
         for col in OHLCV + [c for c in EXTRA_BAR_COLUMNS if c in frame.columns]:
             bars[col] = _numeric(frame, col, source, line).to_numpy()
         _check_ohlc(bars, source, line)
@@ -313,7 +408,7 @@ def clean_bars(bars: pd.DataFrame, source: str, step: pd.Timedelta | None = None
         bars = bars.loc[~dup]
     bars = bars.reset_index(drop=True)
     if len(bars) > 1:
-        step = step or period_delta(infer_period(bars["timestamp"]))
+        step = step or period_delta(infer_period(bars["timestamp"], source))
         diffs = bars["timestamp"].diff().iloc[1:]
         gaps = diffs > step
         report.gaps = int(gaps.sum())
@@ -322,32 +417,64 @@ def clean_bars(bars: pd.DataFrame, source: str, step: pd.Timedelta | None = None
     return bars, report
 
 
-def resample_ohlcv(bars: pd.DataFrame, period: str, expected_count: int | None = None) -> pd.DataFrame:
-    """Aggregate bars into UTC-aligned ``period`` bars (open first, high max, low min, close last, sums).
+def resample_ohlcv(bars: pd.DataFrame, period: str, session: MarketSession | None = None,
+                   base: pd.Timedelta | None = None, min_bin_share: float = 0.5) -> tuple[pd.DataFrame, int]:
+    """Aggregate bars into ``period`` bars on the market's session boundaries.
 
-    Bins are labelled by their open time. A bin with fewer sub-bars than ``expected_count``
-    (default: the most common count) at either edge of the series is partial and dropped;
-    bins inside the series keep whatever sub-bars exist, so a gap never becomes a made-up bar.
+    Open first, high max, low min, close last, volumes summed. Bins are floors of the session clock
+    (:func:`~src.market_calendar.session_clock`: UTC days for 24/7 markets, the 17:00 New York trading day
+    for FX, the session open for equities), so no bar mixes two trading days and none is a weekend stub.
+    Each bin is labelled with its open time in UTC. A bin holding less than ``min_bin_share`` of the
+    sub-bars a complete one has (anywhere: at the series' edges or beside a gap) is dropped, never kept as
+    if complete.
+
+    Returns
+    -------
+    (bars, dropped)
+        The resampled bars and the number of partial bins dropped.
     """
     if bars.empty:
-        return bars.copy()
+        return bars.copy(), 0
+    session = session or MarketSession()
     delta = period_delta(period)
-    key = bars["timestamp"].dt.floor(delta)
+    base = base or period_delta(infer_period(bars["timestamp"]))
+    clock = session_clock(bars["timestamp"], session)
+    key = clock.dt.floor(delta)
+    # UTC open of each row's bin: its own time minus how far into the bin it lies on the session clock.
+    opens = bars["timestamp"] - (clock - key)
     agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     agg.update({c: "sum" for c in EXTRA_BAR_COLUMNS if c in bars.columns})
-    grouped = bars.groupby(key.to_numpy(), sort=True)
-    out = grouped.agg(agg)
+    grouped = bars.assign(_open=opens.to_numpy()).groupby(key.to_numpy(), sort=True)
+    out = grouped.agg({**agg, "_open": "first"})
     counts = grouped.size().to_numpy()
-    expected = expected_count or int(pd.Series(counts).mode().max())
-    keep = np.ones(len(out), dtype=bool)
-    if counts[-1] < expected:
-        keep[-1] = False
-    if counts[0] < expected:
-        keep[0] = False
+    expected = expected_sub_bars(pd.Series(out.index), delta, base, session)
+    keep = counts >= np.ceil(min_bin_share * expected)
     out = out.loc[keep]
-    out.index = pd.DatetimeIndex(out.index).tz_convert("UTC") if out.index.tz is not None else \
-        pd.DatetimeIndex(out.index).tz_localize("UTC")
-    return out.rename_axis("timestamp").reset_index()
+    out = out.rename(columns={"_open": "timestamp"}).reset_index(drop=True)
+    out["timestamp"] = pd.DatetimeIndex(out["timestamp"]).tz_convert("UTC")
+    return out[["timestamp", *agg]], int((~keep).sum())
+
+
+def suspect_ticks(bars: pd.DataFrame, multiple: float = 25.0, window: int = 48) -> pd.DataFrame:
+    """Bars whose close moves more than ``multiple`` times the recent typical bar range (suspected bad ticks).
+
+    The typical range is the median of ``log(high/low)`` over the previous ``window`` bars (strictly
+    earlier, so the spike does not hide itself). Reported, not removed: a real crash looks the same.
+
+    Returns
+    -------
+    DataFrame
+        ``timestamp, close, log_move, typical_range, ratio`` of the flagged bars (empty when none).
+    """
+    close = bars["close"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        move = np.abs(np.diff(np.log(close), prepend=np.nan))
+        rng = pd.Series(np.log(bars["high"].to_numpy(dtype=np.float64) / bars["low"].to_numpy(dtype=np.float64)))
+        typical = rng.shift(1).rolling(window, min_periods=max(window // 4, 2)).median().to_numpy()
+        ratio = move / typical
+    flagged = np.flatnonzero((typical > 0) & (ratio > multiple))
+    return pd.DataFrame({"timestamp": bars["timestamp"].to_numpy()[flagged], "close": close[flagged],
+                         "log_move": move[flagged], "typical_range": typical[flagged], "ratio": ratio[flagged]})
 
 
 # --------------------------------------------------------------------------- discovery
@@ -402,28 +529,45 @@ def discover_raw(raw_dir: str | Path) -> RawInventory:
     return inv
 
 
-def load_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Validated, cleaned base-period bars per symbol from everything in ``inv``."""
-    raw: dict[str, pd.DataFrame] = {check_symbol(sym, str(files[0].parent)): load_klines(files, sym)
-                                    for sym, files in inv.klines.items()}
+def ingest_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None,
+                      tz: str = "UTC") -> tuple[dict[str, pd.DataFrame], dict[str, IngestReport]]:
+    """Validated, cleaned native-spacing bars per symbol, with what cleaning did to each.
+
+    Only the requested ``symbols`` are read from Binance folders (generic files name their symbols only
+    once read). Each symbol's native spacing is detected (:func:`infer_period`); an unsupported one is an
+    error naming the symbol's files.
+    """
+    wanted = {s.upper() for s in symbols} if symbols else None
+    sources: dict[str, list[str]] = {}
+    raw: dict[str, pd.DataFrame] = {}
+    for sym, files in inv.klines.items():
+        check_symbol(sym, str(files[0].parent))
+        if wanted is None or sym in wanted:
+            raw[sym] = load_klines(files, sym, tz=tz)
+            sources[sym] = [str(f) for f in files]
     for path in inv.generic:
-        for sym, bars in load_generic_ohlcv(path).items():
+        for sym, bars in load_generic_ohlcv(path, tz).items():
             raw[sym] = pd.concat([raw[sym], bars], ignore_index=True) if sym in raw else bars
-    wanted = set(s.upper() for s in symbols) if symbols else None
+            sources.setdefault(sym, []).append(str(path))
     if wanted:
         unknown = sorted(wanted - set(raw))
         if unknown:
-            raise DataError(f"symbol(s) {unknown} not found under {inv.root}; available: {sorted(raw)}")
-    out = {}
+            available = sorted(set(raw) | set(inv.klines))
+            raise DataError(f"symbol(s) {unknown} not found under {inv.root}; available: {available}")
+    out, reports = {}, {}
     for sym in sorted(raw):
         if wanted and sym not in wanted:
             continue
-        bars, report = clean_bars(raw[sym], sym)
-        if report.gaps:
-            logger.info("%s: %d gap(s), %d missing bar(s) kept as gaps (no filling)",
-                        sym, report.gaps, report.missing_bars)
-        out[sym] = bars
-    return out
+        where = sources[sym][0] if len(sources[sym]) == 1 else f"{sym} ({len(sources[sym])} files under {inv.root})"
+        bars, report = clean_bars(raw[sym], sym, step=period_delta(infer_period(raw[sym]["timestamp"], where)))
+        report.spacing = infer_period(bars["timestamp"], where)
+        out[sym], reports[sym] = bars, report
+    return out, reports
+
+
+def load_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None, tz: str = "UTC") -> dict[str, pd.DataFrame]:
+    """Validated, cleaned native-spacing bars per symbol (see :func:`ingest_price_bars`)."""
+    return ingest_price_bars(inv, symbols, tz)[0]
 
 
 # --------------------------------------------------------------------------- fundamentals

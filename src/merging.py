@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +18,21 @@ logger = logging.getLogger(__name__)
 MERGED_CSV = Path("data/merged/full_merged.csv")
 MERGED_PKL = Path("data/pkl_merged/full_merged.pkl")
 ID_COLUMNS = ["symbol", "period", "timestamp", "time_idx", "gap_before"]
+#: Written beside the merged CSV by each build.
+MANIFEST = "build_manifest.json"
+INGEST_REPORT = "ingest_report.csv"
+BAD_TICKS = "bad_ticks.csv"
+
+
+def read_manifest(merged_csv: str | Path) -> dict | None:
+    """The build manifest beside ``merged_csv`` (raw folder, symbols, periods, market), or None."""
+    path = Path(merged_csv).parent / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable build manifest ({exc}); rebuild with src/build_full_merged.py") from None
 
 
 def _read_period_file(path: Path) -> pd.DataFrame:
@@ -41,10 +57,13 @@ def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def merged_main(periods: Iterable[str], source_dir: str | Path = TARGETED_DIR,
-                merged_csv: str | Path = MERGED_CSV, merged_pkl: str | Path = MERGED_PKL) -> pd.DataFrame:
-    """Merge every symbol's file of every period into one long panel and write it.
+                merged_csv: str | Path = MERGED_CSV, merged_pkl: str | Path = MERGED_PKL,
+                symbols: Iterable[str] | None = None, parquet_path: str | Path | None = None) -> pd.DataFrame:
+    """Merge the symbols' files of every period into one long panel and write it.
 
-    Writes ``merged_csv``, ``merged_pkl`` and a parquet twin next to the CSV (atomically).
+    Writes ``merged_csv``, ``merged_pkl`` and a parquet twin (``parquet_path``, default next to the CSV),
+    each atomically. ``symbols`` limits the merge to those symbols (a build passes its own); by default
+    every file in the folder is merged.
 
     Returns
     -------
@@ -53,15 +72,16 @@ def merged_main(periods: Iterable[str], source_dir: str | Path = TARGETED_DIR,
     """
     parts = []
     for tf in periods:
-        symbols = discover_symbols(source_dir, tf)
-        if not symbols:
+        found = discover_symbols(source_dir, tf)
+        chosen = [s for s in found if symbols is None or s in set(symbols)]
+        if not chosen:
             raise DataError(f"no {tf} files in {Path(source_dir) / tf}; run the targets step for {tf} first")
-        logger.info("%s: merging %d symbols (%s)", tf, len(symbols), ", ".join(symbols))
-        parts.extend(_read_period_file(Path(source_dir) / tf / f"{s}_{tf}.csv") for s in symbols)
+        logger.info("%s: merging %d symbols (%s)", tf, len(chosen), ", ".join(chosen))
+        parts.extend(_read_period_file(Path(source_dir) / tf / f"{s}_{tf}.csv") for s in chosen)
     merged = order_columns(pd.concat(parts, ignore_index=True))
     write_csv(merged, merged_csv)
-    write_parquet(merged, Path(merged_csv).with_suffix(".parquet"))
+    write_parquet(merged, parquet_path or Path(merged_csv).with_suffix(".parquet"))
     write_pickle(merged, merged_pkl)
-    logger.info("merged panel: %d rows x %d columns -> %s (+ .parquet, %s)",
+    logger.debug("merged panel: %d rows x %d columns -> %s (+ .parquet, %s)",
                 len(merged), merged.shape[1], merged_csv, merged_pkl)
     return merged

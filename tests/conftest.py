@@ -82,7 +82,7 @@ def small_panel(tmp_path_factory, small_market):
     write_market(small_market, root / "raw")
     cfg = BuildConfig(raw_dir=str(root / "raw"), targeted_dir=str(root / "targeted"),
                       merged_csv=str(root / "merged" / "full_merged.csv"),
-                      merged_pkl=str(root / "pkl" / "full_merged.pkl"))
+                      merged_pkl=str(root / "pkl" / "full_merged.pkl"), min_bars=20)
     build(cfg)
     return {"raw_dir": root / "raw", "base_csv": root / "merged" / "full_merged.csv"}
 

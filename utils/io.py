@@ -173,3 +173,108 @@ def read_frame(path: str | os.PathLike[str], missing: str) -> pd.DataFrame:
     if "timestamp" in frame:
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     return frame
+
+
+STALE_AFTER_S = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale(folder: str | os.PathLike[str], max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove leftovers of killed runs in ``folder``: staging entries whose process is gone and temp files.
+
+    Staging entries (``<name>.staging-<tag>-<pid>`` and :func:`atomic_dir`'s ``.<name>.staging-*``) are removed
+    when their process no longer runs, or when older than ``max_age_s`` if the name carries no pid;
+    ``.<name>.*.tmp`` files of :func:`atomic_path` when untouched for ``max_age_s``.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    import shutil
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for entry in root.iterdir():
+        name = entry.name
+        if ".staging-" not in name and ".old-" not in name and not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        pid_text = name.rsplit("-", 1)[-1]
+        try:
+            age = now - entry.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        stale = (not _pid_alive(int(pid_text))) if pid_text.isdigit() and ".staging-" in name and \
+            not name.startswith(".") else age > max_age_s
+        if not stale:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+class Generation:
+    """The outputs of one run, staged beside their destinations and swapped in together.
+
+    ``stage(dest)`` gives the path to write instead of ``dest``; :meth:`commit` moves every staged
+    output onto its destination (files by an atomic rename, folders by two renames), :meth:`abort`
+    removes them. Until ``commit``, the previous generation is untouched, so a failed or killed run
+    never leaves a mix of old and new outputs; a killed run's staged leftovers carry its pid and are
+    removed by :func:`remove_stale` on the next run.
+    """
+
+    def __init__(self, tag: str) -> None:
+        self.suffix = f".staging-{tag}-{os.getpid()}"
+        self.staged: list[tuple[Path, Path]] = []
+
+    def stage(self, dest: str | os.PathLike[str]) -> Path:
+        """Staging path for ``dest`` (its parent folder is created)."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staged = dest.parent / f"{dest.name}{self.suffix}"
+        self.staged.append((staged, dest))
+        return staged
+
+    def commit(self) -> None:
+        """Move every staged output onto its destination."""
+        import shutil
+
+        for staged, dest in self.staged:
+            if not staged.exists():
+                continue
+            if staged.is_dir():
+                old = dest.parent / f"{dest.name}.old-{os.getpid()}"
+                if dest.exists():
+                    os.replace(dest, old)
+                os.replace(staged, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staged, dest)
+        self.staged = []
+
+    def abort(self) -> None:
+        """Remove whatever was staged (the destinations are untouched)."""
+        import shutil
+
+        for staged, _ in self.staged:
+            if staged.is_dir():
+                shutil.rmtree(staged, ignore_errors=True)
+            else:
+                staged.unlink(missing_ok=True)
+        self.staged = []

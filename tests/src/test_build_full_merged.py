@@ -20,6 +20,7 @@ def _config(tmp_path, **extra):
         "merged_csv": str(tmp_path / "merged" / "full_merged.csv"),
         "merged_pkl": str(tmp_path / "pkl" / "full_merged.pkl"),
         "synthetic": {"symbols": 2, "days": 45, "seed": 5},
+        "min_bars": 20,  # small test markets: 45 daily bars
         **extra,
     }
     path = tmp_path / "build.yaml"
@@ -77,8 +78,8 @@ def test_daily_stock_csvs_weekends_and_holidays_are_not_gaps(tmp_path, caplog):
     _write_stock_csvs(tmp_path / "raw", "1D", 200, holiday)
     with caplog.at_level(logging.INFO):
         assert main(["--config", str(_config(tmp_path)), "--horizons", "1,5"]) == 0
-    assert "market calendar: session (detected)" in caplog.text
-    assert "cannot build 1h bars from 1 days" in caplog.text  # 1h/4h cannot come from daily data
+    assert "market: equity" in caplog.text
+    assert "1h: not built for 3 symbol(s) whose bars are coarser" in caplog.text  # 1h/4h cannot come from daily data
     merged = _merged(tmp_path)
     assert set(merged["period"]) == {"1d"} and sorted(merged["symbol"].unique()) == ["AAPL", "MSFT", "SPY"]
     assert not merged["gap_before"].any()

@@ -86,7 +86,29 @@ def test_pivots_come_from_previous_day(base, feats):
 def test_without_optional_columns(base):
     plain = base[["timestamp", "open", "high", "low", "close", "volume"]]
     out = compute_features(plain)
-    assert out["taker_buy_ratio"].isna().all() and out["vwap_dist_24"].notna().sum() > 600
+    # columns that need taker volume or trade counts are not emitted at all (never all-NaN columns)
+    absent = {"taker_buy_ratio", "taker_buy_ratio_zn48", "taker_buy_ratio_mm48", "avg_trade_size_ratio_48"}
+    assert not absent & set(out.columns) and out["vwap_dist_24"].notna().sum() > 600
+    assert absent <= set(compute_features(base).columns)
+
+
+def test_daily_bars_have_no_hour_features(base):
+    daily = make_bars(300, freq="1D")
+    assert not {"hour_sin", "hour_cos"} & set(compute_features(daily, intraday=False).columns)
+    assert {"weekday_sin", "hour_sin"} <= set(indicating_main("1h", {"A": base}).columns)
+    assert "hour_sin" not in indicating_main("1d", {"A": daily}).columns
+
+
+def test_segments_warm_up_after_a_gap(base):
+    """Features of a new segment only use its own bars: the first bar after the hole has no 1-bar return."""
+    seg = base.assign(segment=(base.index >= 400).astype(int))
+    out = indicating_main("1h", {"A": seg})
+    assert "segment" not in out.columns
+    assert np.isnan(out.loc[400, "ret_1"]) and np.isnan(out.loc[400 + 13, "rsi_14"])
+    assert np.isfinite(out.loc[400 + 30, "rsi_14"])
+    # the first segment is what the bars alone give
+    alone = indicating_main("1h", {"A": base.iloc[:400]})
+    pd.testing.assert_frame_equal(out.iloc[:400].drop(columns=[]), alone, check_dtype=False)
 
 
 def test_indicating_main_builds_long_panel(base):

@@ -132,23 +132,27 @@ def test_gaps_reported_not_filled():
 
 def test_resample_4h_and_1d_utc_aligned_partial_last_dropped():
     bars = make_bars(24 * 3 + 5, start="2024-01-01 00:00")  # 3 full days + 5 hours
-    four = resample_ohlcv(bars, "4h", expected_count=4)
-    assert len(four) == 18 + 1  # the 5th-hour remainder (1 bar) is partial and dropped
+    four, dropped = resample_ohlcv(bars, "4h")
+    assert len(four) == 18 + 1 and dropped == 1  # the last bin holds 1 of 4 hours: partial, dropped
     first = bars.iloc[:4]
     row = four.iloc[0]
     assert row["timestamp"] == pd.Timestamp("2024-01-01", tz="UTC")
     assert (row["open"], row["close"]) == (first["open"].iloc[0], first["close"].iloc[-1])
     assert row["high"] == first["high"].max() and row["low"] == first["low"].min()
     assert row["volume"] == pytest.approx(first["volume"].sum())
-    day = resample_ohlcv(bars, "1d", expected_count=24)
-    assert list(day["timestamp"].dt.day) == [1, 2, 3]
+    day, dropped = resample_ohlcv(bars, "1d")
+    assert list(day["timestamp"].dt.day) == [1, 2, 3] and dropped == 1
 
 
-def test_resample_drops_partial_first_bin_and_keeps_inner_gaps():
-    bars = make_bars(60, start="2024-01-01 02:00").drop(index=[20]).reset_index(drop=True)
-    four = resample_ohlcv(bars, "4h", expected_count=4)
+def test_resample_drops_partial_bins_anywhere_and_keeps_near_complete_ones():
+    # starts at 03:00 (first bin: 1 of 4 hours); hour 21 missing (3 of 4: kept); hours 28-30 missing
+    # (the 04:00 bin of day 2 keeps 1 of 4: dropped, as at the edge of a gap)
+    bars = make_bars(60, start="2024-01-01 03:00").drop(index=[18, 26, 27, 28]).reset_index(drop=True)
+    four, dropped = resample_ohlcv(bars, "4h")
     assert four["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 04:00", tz="UTC")
-    assert (four["timestamp"].diff().dropna() == pd.Timedelta("4h")).all()
+    assert pd.Timestamp("2024-01-01 20:00", tz="UTC") in set(four["timestamp"])
+    assert pd.Timestamp("2024-01-02 04:00", tz="UTC") not in set(four["timestamp"])
+    assert dropped == 2  # the first bin and the gap-edge bin (the tail, 12:00-14:00 of day 3, holds 3 of 4)
 
 
 def test_infer_period_and_symbol_names():
@@ -200,7 +204,7 @@ def test_period_helpers_errors():
 
     with pytest.raises(DataError, match=r"unknown period '7x'; valid periods"):
         period_delta("7x")
-    with pytest.raises(DataError, match=r"cannot infer the bar period from fewer than 2 rows"):
+    with pytest.raises(DataError, match=r"cannot infer the bar spacing from fewer than 2 distinct timestamps"):
         infer_period(make_bars(1)["timestamp"])
     with pytest.raises(DataError, match=r"no kline files for XYZ"):
         load_klines([], "XYZ")
