@@ -153,13 +153,16 @@ def calendar_features(ts_ns: np.ndarray, names: list[str]) -> np.ndarray:
 CALENDAR_CYCLES = {"hour": pd.Timedelta(days=1), "weekday": pd.Timedelta(days=7), "month": pd.Timedelta(days=365)}
 
 
-def usable_known(names: list[str], train_span: pd.Timedelta) -> list[str]:
+def usable_known(names: list[str], train_span: pd.Timedelta, step: pd.Timedelta | None = None) -> list[str]:
     """The known-future calendar covariates whose cycle the training span covers at least twice.
 
     A month-of-year cosine over a few months of training data does not describe a season: it only says
     when a row was, a proxy for calendar time that a model latches on to and that cannot generalise.
+    Bars of a day or longer (``step``) get no hour-of-day covariate: it is constant on them.
     """
-    keep = [n for n in names if CALENDAR_CYCLES.get(n.rsplit("_", 1)[0], pd.Timedelta(0)) * 2 <= train_span]
+    daily = step is not None and step >= pd.Timedelta(days=1)
+    keep = [n for n in names if CALENDAR_CYCLES.get(n.rsplit("_", 1)[0], pd.Timedelta(0)) * 2 <= train_span
+            and not (daily and n.startswith("hour_"))]
     if names and not keep:
         raise DataError(f"features.known_future = {names}: the training span ({train_span}) covers none of their "
                         f"cycles twice; list shorter cycles (hour_sin, weekday_sin, ...) or train on more data")
@@ -326,7 +329,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     future = ts.asi8[:, None] + step.value * np.arange(1, H + 1)[None, :]
     if known_names is None:
         rows = splits["train"]
-        known_names = usable_known(list(m.features.known_future), ts[rows].max() - ts[rows].min())
+        known_names = usable_known(list(m.features.known_future), ts[rows].max() - ts[rows].min(), step)
     known = calendar_features(future, known_names)
     return WindowData(
         x=torch.from_numpy(fx.transform(raw_x)), y=torch.from_numpy(y), y_raw=raw_y,

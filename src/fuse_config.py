@@ -112,7 +112,9 @@ class FuseConfig:
     """``pipelines/configs/fuse_fundamentals.yaml``."""
 
     base_csv: str = "data/merged/full_merged.csv"
-    raw_dir: str = "data/raw"
+    raw_dir: str | None = None  # None: the raw folder recorded by the build (build_manifest.json)
+    missing_sources: Literal["error", "skip"] = "error"
+    data_root: str | None = None  # moves the data/... paths below (the build's --out)
     output_root: str = "data/merged/expert_group"
     report_csv: str = "reports/datasets/experts_group_summary.csv"
     periods: list[str] | None = None

@@ -53,7 +53,9 @@ from src.market_data import (
 )
 from utils.cli import guarded
 from utils.config import from_mapping, load_config
+from src.merging import read_manifest
 from utils.errors import ConfigError, DataError
+from utils.paths import rebase
 from utils.io import atomic_dir, write_csv
 
 logger = logging.getLogger(__name__)
@@ -139,6 +141,61 @@ class FusionInputs:
         return self._cached((group, lag.value), lambda: fu.daily_source(load_daily_series(path), group, lag))
 
 
+_FOLDERS = {"funding": "fundingRate", "metrics": "metrics", "premium": "premiumIndexKlines"}
+
+
+def _names(symbols: list[str]) -> str:
+    return ", ".join(symbols[:8]) + (f" and {len(symbols) - 8} more" if len(symbols) > 8 else "")
+
+
+def missing_sources(symbols: list[str], ds: DatasetConfig, inputs: FusionInputs,
+                    stems: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The enabled source groups whose raw files are missing, all of them at once.
+
+    Returns
+    -------
+    dict
+        ``{'symbol.funding': {'symbols': [...lacking...], 'why': 'no fundingRate files for AAPL'}, ...}``;
+        global groups list ``symbols = ['*']``.
+    """
+    sym_groups, glob_groups = ds.groups()
+    out: dict[str, dict[str, Any]] = {}
+    for group in sym_groups:
+        lacking = sorted({s for kind in fu.GROUP_SOURCES[group] for s in symbols
+                          if not getattr(inputs.inventory, kind).get(s)})
+        if lacking:
+            kinds = sorted({_FOLDERS[k] for k in fu.GROUP_SOURCES[group]})
+            out[f"symbol.{group}"] = {"symbols": lacking, "why": f"no {'/'.join(kinds)} files for {_names(lacking)}"}
+    for group in glob_groups:
+        if group == "premium":
+            if not inputs.inventory.premium:
+                out["global.premium"] = {"symbols": ["*"], "why": "no premiumIndexKlines files"}
+        elif stems.get(group, "") not in inputs.inventory.global_files:
+            out[f"global.{group}"] = {"symbols": ["*"], "why": f"no global/{stems.get(group, '')}.csv"}
+    return out
+
+
+def _apply_missing(ds: DatasetConfig, missing: dict[str, dict[str, Any]], mode: str, root: Path,
+                   symbols: list[str]) -> tuple[DatasetConfig, dict[str, list[str]]]:
+    """``error``: one DataError listing every missing source. ``skip``: the dataset without them (a symbol
+    group stays for the symbols that have its files) and, per symbol, what was skipped."""
+    if not missing:
+        return ds, {}
+    listed = "; ".join(f"{g}: {m['why']}" for g, m in missing.items())
+    if mode == "error":
+        raise DataError(f"dataset {ds.extra_field}: source(s) without raw files under {root}: {listed}. Add the "
+                        f"files, disable these include_* keys in the dataset file, or pass --missing-sources skip "
+                        f"(missing_sources: skip) to leave them out (markets without fundamentals: stocks, FX)")
+    logger.warning("dataset %s: left out source(s) without raw files under %s (missing_sources: skip): %s",
+                   ds.extra_field, root, listed)
+    whole = {g for g, m in missing.items() if g.startswith("global.") or set(m["symbols"]) >= set(symbols)}
+    ds = dataclasses.replace(
+        ds, include_symbol={k: v and f"symbol.{k}" not in whole for k, v in ds.include_symbol.items()},
+        include_global={k: v and f"global.{k}" not in whole for k, v in ds.include_global.items()})
+    skipped = {s: [g for g, m in missing.items() if s in m["symbols"] or m["symbols"] == ["*"]] for s in symbols}
+    return ds, skipped
+
+
 def load_inputs(base_csv: str | Path, raw_dir: str | Path) -> FusionInputs:
     """Read the base panel and index the raw folder."""
     return FusionInputs(base=read_base_panel(base_csv), inventory=discover_raw(raw_dir), base_path=Path(base_csv))
@@ -167,12 +224,16 @@ class _Fused:
 
 
 def _symbol_groups(base: pd.DataFrame, decision: np.ndarray, ds: DatasetConfig, inputs: FusionInputs,
-                   lags: PublicationLagHours, stale: MaxStalenessHours, out: _Fused) -> None:
-    symbol_groups, _ = ds.groups()
-    if not symbol_groups:
+                   lags: PublicationLagHours, stale: MaxStalenessHours, out: _Fused,
+                   skipped: dict[str, list[str]] | None = None) -> None:
+    all_groups, _ = ds.groups()
+    if not all_groups:
         return
     for symbol, rows in base.groupby("symbol", sort=True).indices.items():
         joined: dict[str, pd.DataFrame] = {}
+        symbol_groups = [g for g in all_groups if f"symbol.{g}" not in (skipped or {}).get(symbol, [])]
+        if not symbol_groups:
+            continue
         for group in symbol_groups:
             for kind in fu.GROUP_SOURCES[group]:
                 if kind in joined:
@@ -208,11 +269,15 @@ def _global_groups(decision: np.ndarray, ds: DatasetConfig, inputs: FusionInputs
 
 
 def compute_fused(base: pd.DataFrame, ds: DatasetConfig, inputs: FusionInputs, lags: PublicationLagHours,
-                  stale: MaxStalenessHours, stems: dict[str, str]) -> _Fused:
-    """Fused columns (aligned with ``base``'s rows), their groups, staleness counts and source audits."""
+                  stale: MaxStalenessHours, stems: dict[str, str],
+                  skipped: dict[str, list[str]] | None = None) -> _Fused:
+    """Fused columns (aligned with ``base``'s rows), their groups, staleness counts and source audits.
+
+    ``skipped`` maps a symbol to the source groups left out for it (``missing_sources: skip``).
+    """
     out = _Fused(columns={}, groups={}, stale=np.zeros(len(base), dtype=np.int64), audit=[])
     decision = _decision_ns(base)
-    _symbol_groups(base, decision, ds, inputs, lags, stale, out)
+    _symbol_groups(base, decision, ds, inputs, lags, stale, out, skipped)
     _global_groups(decision, ds, inputs, lags, stale, stems, out)
     clash = [c for c in out.columns if c in base.columns]
     if clash:
@@ -301,6 +366,8 @@ class FuseResult:
             "missing_threshold_rows": int(s["missing_threshold_rows"].sum()),
             "intersect_trimmed_rows": int(s["intersect_trimmed_rows"].sum()),
             "stale_values": int(s["stale_values"].sum()), "output_dir": str(self.out_dir),
+            "skipped_sources": ";".join(sorted({g for v in s.get("skipped_sources", pd.Series(dtype=str))
+                                                for g in str(v).split(";") if g})),
         }
 
 
@@ -392,7 +459,8 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
          raw_dir: str | Path = "data/raw", dataset_type: str = "combined", periods: Iterable[str] | None = None,
          post_convert: dict | PostConvert | None = None, publication_lag_hours: dict | None = None,
          max_staleness_hours: dict | None = None, global_files: dict[str, str] | None = None,
-         inputs: FusionInputs | None = None, snapshot: dict | None = None) -> FuseResult:
+         inputs: FusionInputs | None = None, snapshot: dict | None = None,
+         missing_sources_mode: str = "error") -> FuseResult:
     """Fuse fundamentals into the merged panel and write one expert dataset.
 
     Parameters
@@ -415,6 +483,9 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
         Already-loaded panel and sources (shared across datasets by :func:`run_with_config`).
     snapshot : dict, optional
         Resolved configuration to store as ``config_snapshot.yaml``.
+    missing_sources_mode : {'error', 'skip'}
+        A source group without raw files for the panel's symbols: one ``DataError`` listing all of them, or
+        leave them out with one warning (recorded in ``dataset_group_summary.csv`` and the audit).
 
     Returns
     -------
@@ -440,7 +511,14 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
         if unknown:
             raise ConfigError(f"{source}: key 'periods' = {list(periods)}: {unknown} not in the base panel")
         base = base[base["period"].isin(list(periods))].reset_index(drop=True)
-    result = compute_fused(base, ds, inputs, lags, stale, stems)
+    if missing_sources_mode not in ("error", "skip"):
+        raise ConfigError(f"{source}: missing_sources = {missing_sources_mode!r}: use 'error' or 'skip'")
+    symbols = sorted(base["symbol"].unique())
+    ds, skipped = _apply_missing(ds, missing_sources(symbols, ds, inputs, stems), missing_sources_mode,
+                                 inputs.inventory.root, symbols)
+    result = compute_fused(base, ds, inputs, lags, stale, stems, skipped)
+    result.audit += [{"source": g, "symbol": sym, "period": "*", "status": "skipped: no raw files"}
+                     for sym, groups in skipped.items() for g in groups]
     fused_cols = list(result.columns)
     targets = [c for c in base.columns if c.startswith("target_")]
     table = pd.concat([base.drop(columns=targets), pd.DataFrame(result.columns, index=base.index),
@@ -449,7 +527,10 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
 
     intersect_cols, dead, inter_stats = [], [], {}
     pol = ds.no_nan_policy
-    if pol.enabled:
+    if pol.enabled and pol.scope == "onchain" and any("global.onchain" in g for g in skipped.values()):
+        logger.warning("dataset %s: no_nan_policy (scope onchain) not applied: the on-chain source was left out",
+                       ds.extra_field)
+    elif pol.enabled:
         intersect_cols = result.groups.get("global.onchain", []) if pol.scope == "onchain" else pol.columns
         unknown = [c for c in intersect_cols if c not in table.columns]
         if unknown:
@@ -466,6 +547,7 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
     if validate:
         _check_output(table, ds.extra_field, fused_cols)
     summary = group_summary(base, table, stale_per_row, inter_stats, miss_stats)
+    summary["skipped_sources"] = summary["symbol"].map(lambda sym: ";".join(skipped.get(sym, [])))
     lists = {
         "fundamental_columns.txt": fused_cols,
         "missing_threshold_columns.txt": [f"{c}\t{int(n)}" for c, n in miss_cols.items() if n > 0],
@@ -476,6 +558,8 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
                         "publication_lag_hours": dataclasses.asdict(lags),
                         "max_staleness_hours": dataclasses.asdict(stale)}
     snap = {**snap, "base_csv": str(base_csv), "raw_dir": str(inputs.inventory.root),
+            "missing_sources": missing_sources_mode,
+            "skipped_sources": sorted({g for groups in skipped.values() for g in groups}),
             "groups": result.groups, "fused_at": pd.Timestamp.now(tz="UTC").isoformat()}
     _write_dataset(out_dir, table, fused_cols, summary, lists, _audits(table, fused_cols, result.audit), snap, post)
     elapsed = time.perf_counter() - started
@@ -503,22 +587,54 @@ def _dataset_jobs(cfg: FuseConfig, experts: list[str] | None, source: str) -> li
     return jobs
 
 
-def run_with_config(path: str | Path, experts: Iterable[str] | None = None) -> dict[str, FuseResult]:
+def resolve_raw_dir(cfg_raw_dir: str | None, base_csv: str | Path, override: str | None = None) -> Path:
+    """The raw folder to read fundamentals from: ``--raw-dir``, else the one recorded by the build.
+
+    A configured ``raw_dir`` that differs from the build's is used with a warning naming both (never a
+    different folder silently); without a manifest (a panel from an older build) the configured one.
+    """
+    manifest = read_manifest(base_csv)
+    built = Path(manifest["raw_dir"]) if manifest and manifest.get("raw_dir") else None
+    if override:
+        if built and Path(override).resolve() != built:
+            logger.warning("--raw-dir %s differs from the raw folder of the build (%s)", override, built)
+        return Path(override)
+    if cfg_raw_dir and built and Path(cfg_raw_dir).resolve() != built:
+        logger.warning("raw_dir %s (config) differs from the raw folder of the build of %s (%s); using the "
+                       "config's. Set raw_dir: null to follow the build", cfg_raw_dir, base_csv, built)
+        return Path(cfg_raw_dir)
+    if built:
+        return built
+    if cfg_raw_dir:
+        return Path(cfg_raw_dir)
+    raise DataError(f"no build manifest beside {base_csv} says which raw folder the panel was built from; "
+                    f"rebuild with src/build_full_merged.py, or pass --raw-dir")
+
+
+def run_with_config(path: str | Path, experts: Iterable[str] | None = None, *, raw_dir: str | None = None,
+                    missing_sources_mode: str | None = None, data_root: str | None = None) -> dict[str, FuseResult]:
     """Fuse every dataset of ``experts_map`` (or only ``experts``) as configured in ``path``.
+
+    ``raw_dir``, ``missing_sources_mode`` and ``data_root`` override the config (``--raw-dir``,
+    ``--missing-sources``, ``--data-root``).
 
     Returns
     -------
     dict of str to FuseResult
         By dataset name (``extra_field``).
     """
-    cfg = load_config(path, FuseConfig)
+    overrides = {k: v for k, v in (("missing_sources", missing_sources_mode), ("data_root", data_root)) if v}
+    cfg = load_config(path, FuseConfig, overrides)
+    base_csv, output_root = rebase(cfg.base_csv, cfg.data_root), rebase(cfg.output_root, cfg.data_root)
     jobs = _dataset_jobs(cfg, list(experts) if experts else None, str(path))
     datasets = {(e, m): load_config(p, DatasetConfig) for e, m, p, _ in jobs}  # all errors before any work
     for (expert, modality), ds in datasets.items():
         if ds.extra_field != f"{expert}_{modality}":
             logger.warning("%s: extra_field %r differs from the convention %r", expert, ds.extra_field,
                            f"{expert}_{modality}")
-    inputs = load_inputs(cfg.base_csv, cfg.raw_dir)
+    raw = resolve_raw_dir(cfg.raw_dir, base_csv, raw_dir)
+    logger.info("fusing %s with raw sources from %s (missing sources: %s)", base_csv, raw, cfg.missing_sources)
+    inputs = load_inputs(base_csv, raw)
     results = {}
     for expert, modality, ds_path, post in tqdm(jobs, desc="fuse", unit="dataset"):
         ds = datasets[(expert, modality)]
@@ -527,11 +643,11 @@ def run_with_config(path: str | Path, experts: Iterable[str] | None = None) -> d
                     "publication_lag_hours": dataclasses.asdict(cfg.publication_lag_hours),
                     "max_staleness_hours": dataclasses.asdict(cfg.max_staleness_hours)}
         results[ds.extra_field] = fuse(
-            cfg.base_csv, Path(cfg.output_root) / ds.extra_field / FULL_NAME, ds.include_symbol, ds.include_global,
-            ds.max_missing_ratio, ds.no_nan_policy, cfg.validate, raw_dir=cfg.raw_dir, dataset_type=ds.dataset_type,
+            base_csv, Path(output_root) / ds.extra_field / FULL_NAME, ds.include_symbol, ds.include_global,
+            ds.max_missing_ratio, ds.no_nan_policy, cfg.validate, raw_dir=raw, dataset_type=ds.dataset_type,
             periods=cfg.periods, post_convert=post, publication_lag_hours=dataclasses.asdict(cfg.publication_lag_hours),
             max_staleness_hours=dataclasses.asdict(cfg.max_staleness_hours), global_files=cfg.global_files,
-            inputs=inputs, snapshot=snapshot)
+            inputs=inputs, snapshot=snapshot, missing_sources_mode=cfg.missing_sources)
     report = pd.DataFrame([{"expert": e, "modality": m, **results[datasets[(e, m)].extra_field].report_row()}
                            for e, m, _, _ in jobs])
     write_csv(report, cfg.report_csv)
@@ -546,11 +662,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m src.fuse_fundamentals", description=__doc__.split("\n")[0])
     p.add_argument("--config", default="pipelines/configs/fuse_fundamentals.yaml")
     p.add_argument("--experts", help="comma-separated expert names (default: all in experts_map)")
+    p.add_argument("--raw-dir", help="raw folder of the fundamentals (default: the one the build used)")
+    p.add_argument("--missing-sources", choices=["error", "skip"],
+                   help="a source without raw files: stop listing all of them (error), or leave them out (skip)")
+    p.add_argument("--data-root", help="data root of the build (its --out): data/... paths of the config move there")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     experts = [e.strip() for e in args.experts.split(",")] if args.experts else None
-    return guarded(run_with_config, args.config, experts)
+    return guarded(run_with_config, args.config, experts, raw_dir=args.raw_dir,
+                   missing_sources_mode=args.missing_sources, data_root=args.data_root)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import copy
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,13 +150,70 @@ def test_missing_source_files_are_clear_errors(tmp_path, small_panel, small_mark
     import shutil
     shutil.rmtree(tmp_path / "raw" / "futures" / "um" / "monthly" / "fundingRate" / "ETHUSDT")
     (tmp_path / "raw" / "global" / "onchain_daily.csv").unlink()
-    with pytest.raises(DataError, match=r"include_symbol\.funding_rate needs fundingRate files for ETHUSDT"):
-        _fuse(small_panel, tmp_path / "o", raw_dir=tmp_path / "raw", include_global={})
-    with pytest.raises(DataError, match=r"include_global\.onchain needs the daily file global/onchain_daily\.csv"):
+    # every missing source in one message, not one per run
+    with pytest.raises(DataError, match=r"symbol\.funding_rate: no fundingRate files for ETHUSDT; .*"
+                                        r"global\.onchain: no global/onchain_daily\.csv\. .*--missing-sources skip"):
+        _fuse(small_panel, tmp_path / "o", raw_dir=tmp_path / "raw", include_global={"onchain": True})
+    with pytest.raises(DataError, match=r"global\.onchain: no global/onchain_daily\.csv"):
         _fuse(small_panel, tmp_path / "o", raw_dir=tmp_path / "raw", include_symbol={},
               include_global={"onchain": True})
     with pytest.raises(DataError, match=r"base panel not found"):
         fuse(tmp_path / "none.csv", tmp_path / "o" / "f.csv")
+
+
+def test_missing_sources_skip_leaves_them_out_and_records_it(tmp_path, small_panel, small_market, caplog):
+    import shutil
+    write_market(copy.deepcopy(small_market), tmp_path / "raw")
+    shutil.rmtree(tmp_path / "raw" / "futures" / "um" / "monthly" / "fundingRate" / "ETHUSDT")
+    shutil.rmtree(tmp_path / "raw" / "global")
+    with caplog.at_level(logging.WARNING):
+        res = _fuse(small_panel, tmp_path / "o", raw_dir=tmp_path / "raw", include_symbol={"funding_rate": True},
+                    include_global={"onchain": True, "dominance": True}, missing_sources_mode="skip")
+    warnings = [r for r in caplog.records if "left out source(s)" in r.getMessage()]
+    assert len(warnings) == 1 and "global.onchain" in warnings[0].getMessage() \
+        and "global.dominance" in warnings[0].getMessage() and "ETHUSDT" in warnings[0].getMessage()
+    assert not any(c.startswith(("onchain_", "dominance_")) for c in res.fundamental_columns)
+    # funding stays for the symbol that has it; ETHUSDT's rows have none
+    eth = res.table["symbol"] == "ETHUSDT"
+    assert res.table.loc[~eth, "funding_rate"].notna().any() and res.table.loc[eth, "funding_rate"].isna().all()
+    summary = pd.read_csv(tmp_path / "o" / "dataset_group_summary.csv")
+    eth_skipped = summary.loc[summary["symbol"] == "ETHUSDT", "skipped_sources"].iloc[0]
+    assert "symbol.funding_rate" in eth_skipped and "global.onchain" in eth_skipped
+    audit = pd.read_csv(tmp_path / "o" / "fuse_audit" / "time_audit.csv")
+    assert (audit["status"] == "skipped: no raw files").sum() >= 3
+    snap = yaml.safe_load((tmp_path / "o" / "config_snapshot.yaml").read_text())
+    assert snap["missing_sources"] == "skip" and "global.onchain" in snap["skipped_sources"]
+
+
+def test_markets_without_fundamentals_fuse_with_skip(tmp_path, small_panel):
+    """Stocks and FX: a raw folder with prices only still gives every expert dataset with --missing-sources skip."""
+    raw = tmp_path / "prices_only"
+    raw.mkdir()
+    cfg = _config(tmp_path, {**small_panel, "raw_dir": raw})
+    assert main(["--config", str(cfg), "--experts", "Alpha-Dir-TFT"]) == 2
+    assert main(["--config", str(cfg), "--experts", "Alpha-Dir-TFT", "--missing-sources", "skip"]) == 0
+    table = pd.read_parquet(tmp_path / "expert_group" / "Alpha-Dir-TFT_base" / "full_merged_with_fundamentals.parquet")
+    base = pd.read_parquet(small_panel["base_csv"].with_suffix(".parquet"))
+    assert len(table) == len(base) and set(table.columns) <= set(base.columns)
+    report = pd.read_csv(tmp_path / "reports" / "summary.csv")
+    assert report["skipped_sources"].str.contains("symbol.funding_rate").all()
+
+
+def test_raw_dir_follows_the_build(tmp_path, small_panel, caplog):
+    """Without raw_dir, the fusion reads the raw folder recorded by the build; a different one is announced."""
+    cfg = _config(tmp_path, {**small_panel, "raw_dir": None}, experts=("Risk-TFT",))
+    data = yaml.safe_load(cfg.read_text())
+    data.pop("raw_dir")
+    cfg.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(cfg), "--experts", "Risk-TFT"]) == 0
+    snap = yaml.safe_load((tmp_path / "expert_group" / "Risk-TFT_base" / "config_snapshot.yaml").read_text())
+    assert Path(snap["raw_dir"]) == Path(small_panel["raw_dir"]).resolve()
+    other = tmp_path / "other_raw"
+    other.mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert main(["--config", str(cfg), "--experts", "Risk-TFT", "--raw-dir", str(other),
+                          "--missing-sources", "skip"]) == 0
+    assert "differs from the raw folder of the build" in caplog.text
 
 
 def _config(tmp_path, panel, experts=("Alpha-Dir-TFT", "Risk-TFT"), override=None):
@@ -277,7 +335,7 @@ def test_more_config_and_source_errors(tmp_path, small_panel, small_market):
         from_mapping(FuseConfig, {"global_files": {"whales": "x"}})
     write_market(small_market, tmp_path / "raw")
     shutil.rmtree(tmp_path / "raw" / "futures" / "um" / "monthly" / "premiumIndexKlines")
-    with pytest.raises(DataError, match=r"global premium requested but no premiumIndexKlines files were found"):
+    with pytest.raises(DataError, match=r"dataset b: source\(s\) without raw files under .*raw: global\.premium: no premiumIndexKlines files"):
         _fuse(small_panel, tmp_path / "b", raw_dir=tmp_path / "raw", include_symbol={},
               include_global={"premium": True})
 
