@@ -321,3 +321,13 @@ def load_leaf(model_config: str | Path, overrides: list[str] | None = None) -> L
         raise ConfigError(f"{path.parent / 'weights_config.yaml'}: key 'loss_weights.{unknown[0]}' names no target "
                           f"of targets.yaml")
     return Leaf(model, targets, weights, path)
+
+
+def data_root_override(model_config: str | Path, data_root: str | None) -> list[str]:
+    """``--set`` items that move the leaf's ``data.path`` under ``data_root`` (``--data-root``; none without one)."""
+    if not data_root:
+        return []
+    from utils.paths import rebase
+
+    path = load_config(Path(model_config), ModelConfig).data.path
+    return [f"data.path={rebase(path, data_root)}"]

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from models.leaf_config import Leaf, load_leaf
+from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, make_loader
@@ -275,12 +275,14 @@ def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
     p.add_argument("--config", required=True, help="configs/experts/<Expert>/<period>/<modality>/model_config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. training.max_epochs=3 (targets.* / weights.* for the others)")
+    p.add_argument("--data-root", help="data root of the build (its --out): the leaf's data/... path moves there")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     ensure_spawn_safe()
     try:
-        result = run(load_leaf(args.config, args.set), init_from)
+        sets = data_root_override(args.config, args.data_root) + list(args.set)
+        result = run(load_leaf(args.config, sets), init_from)
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2

@@ -38,6 +38,7 @@ from features.regime_core import REGIME_COLUMNS, regime_features
 from src.market_data import period_delta
 from utils.errors import DataError
 from utils.io import read_frame, write_csv, write_parquet
+from utils.paths import rebase
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fundamentals-path", default=None,
                    help="table with funding_rate / oi_value for the regime slopes (default: the first "
                         "data/merged/expert_group/*_base table that has them)")
+    p.add_argument("--data-root", help="data root of the build (its --out): data/... paths move there")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
+    data_path = rebase(args.data_path, args.data_root)
+    funda = rebase(args.fundamentals_path, args.data_root) if args.fundamentals_path else None
     try:
-        z, coverage = build(args.predictions_root, args.data_path, args.splits.split(","), args.fundamentals_path)
+        z, coverage = build(args.predictions_root, data_path, args.splits.split(","), funda)
     except DataError as exc:
         logger.error("%s", exc)
         return 2

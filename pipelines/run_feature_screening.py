@@ -49,6 +49,7 @@ from features.selection.wrapper import WrapperStage
 from src.market_data import PERIODS, check_periods, period_delta
 from utils.errors import ConfigError, DataError, ProjectError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
+from utils.paths import rebase
 
 logger = logging.getLogger(__name__)
 
@@ -434,6 +435,17 @@ def run_stage3_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def with_data_root(cfg, data_root: str | None):
+    """``cfg`` with every expert table's ``data/...`` path moved under ``data_root`` (``--data-root``)."""
+    if not data_root:
+        return cfg
+    experts = {name: dataclasses.replace(
+        e, pkl_path=str(rebase(e.pkl_path, data_root)),
+        rich_pkl_path=str(rebase(e.rich_pkl_path, data_root)) if e.rich_pkl_path else e.rich_pkl_path)
+        for name, e in cfg.experts.items()}
+    return dataclasses.replace(cfg, experts=experts)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     from utils.logging_setup import configure_logging
@@ -444,11 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="recompute finished stages")
     p.add_argument("--periods", default=None,
                    help="comma-separated periods (default: the config's, or every period present in the table)")
+    p.add_argument("--data-root", help="data root of the build (its --out): the tables' data/... paths move there")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     try:
-        cfg = load_screening_config(args.config)
+        cfg = with_data_root(load_screening_config(args.config), args.data_root)
         if args.periods:
             periods = [x.strip() for x in args.periods.split(",") if x.strip()]
             check_periods("--periods", periods)

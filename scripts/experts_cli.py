@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.leaf_config import Leaf, load_leaf
+from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.training import entry
 from utils.errors import ProjectError
 from utils.eval_report import format_table
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             sp.add_argument("--split", default="val", choices=["val", "test", "all"])
         else:
             sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+            sp.add_argument("--data-root", help="data root of the build (its --out)")
         if cmd in ("predict", "oof"):
             sp.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -158,10 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "predict":
         return predict_cmd(args)
     if args.cmd == "oof":
+        try:
+            args.set = data_root_override(config, args.data_root) + list(args.set)
+        except ProjectError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return oof_cmd(args, config)
     init = {"train": None, "resume": "resume", "warm": "warm"}[args.cmd]
     sets = [f"--set={s}" for s in args.set]
-    return entry(["--config", str(config), *sets], init, f"experts_cli.py {args.cmd}")
+    root = ["--data-root", args.data_root] if args.data_root else []
+    return entry(["--config", str(config), *sets, *root], init, f"experts_cli.py {args.cmd}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -127,7 +126,8 @@ def _period_bars(bars: dict[str, pd.DataFrame], spacing: dict[str, str], tf: str
 def _segments(bars: dict[str, pd.DataFrame], tf: str, session: MarketSession, cfg: BuildConfig) -> dict:
     """Each symbol's bars with a ``segment`` column: a gap longer than ``max_gap_bars`` starts a new one."""
     panel = pd.concat([b[["timestamp"]].assign(symbol=s) for s, b in sorted(bars.items())], ignore_index=True)
-    idx = assign_time_idx(panel, period_delta(tf), session.calendar, pd.Timedelta(days=cfg.max_closure_days))
+    idx = assign_time_idx(panel, period_delta(tf), session.calendar, pd.Timedelta(days=cfg.max_closure_days),
+                          session)
     jump = idx.groupby("symbol", sort=False)["time_idx"].diff().gt(cfg.gap_bars(tf))
     seg = jump.groupby(idx["symbol"], sort=False).cumsum().to_numpy()
     out, start = {}, 0
@@ -195,7 +195,7 @@ def build(cfg: BuildConfig) -> pd.DataFrame:
                 row["segments"] = int(segmented[row["symbol"]]["segment"].max()) + 1
         indicated = indicating_main(tf, segmented)
         panels[tf] = assign_time_idx(indicated, period_delta(tf), session.calendar,
-                                     pd.Timedelta(days=cfg.max_closure_days))
+                                     pd.Timedelta(days=cfg.max_closure_days), session)
         _report_panel(panels[tf], tf, session, period_rows)
     if not panels:
         raise DataError(f"none of the periods {cfg.periods} can be built from the data under {cfg.raw_dir} "

@@ -51,12 +51,12 @@ from src.market_data import (
     load_metrics,
     period_delta,
 )
+from src.merging import read_manifest
 from utils.cli import guarded
 from utils.config import from_mapping, load_config
-from src.merging import read_manifest
 from utils.errors import ConfigError, DataError
-from utils.paths import rebase
 from utils.io import atomic_dir, write_csv
+from utils.paths import rebase
 
 logger = logging.getLogger(__name__)
 

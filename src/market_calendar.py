@@ -42,8 +42,22 @@ def detect_calendar(timestamps: pd.Series | pd.DatetimeIndex) -> Calendar:
     return "session" if weekend_share < 0.05 else "24/7"
 
 
+def fx_time_idx(ts: pd.Series, period: pd.Timedelta) -> np.ndarray:
+    """Bar numbers on the FX calendar: period steps of the 17:00 New York session clock, weekends skipped.
+
+    Every Monday-Friday trading day holds ``1 day / period`` slots, so a missing hour or day (a holiday
+    included) is a jump, while the weekend is not. DST changes fall on the FX weekend, when the clock is idle.
+    """
+    clock = session_clock(ts, MarketSession(kind="fx", timezone=FX_TIMEZONE, day_start=FX_DAY_START))
+    day = clock.dt.floor("D")
+    busdays = np.busday_count(np.datetime64("1970-01-05"), day.to_numpy().astype("datetime64[D]"))
+    per_day = max(int(pd.Timedelta(days=1) / period), 1)
+    return (busdays * per_day + ((clock - day) // period).to_numpy()).astype(np.int64)
+
+
 def assign_time_idx(panel: pd.DataFrame, period_delta: pd.Timedelta, calendar: Calendar,
-                    max_closure: pd.Timedelta = DEFAULT_MAX_CLOSURE) -> pd.DataFrame:
+                    max_closure: pd.Timedelta = DEFAULT_MAX_CLOSURE,
+                    session: MarketSession | None = None) -> pd.DataFrame:
     """Return a copy of a one-period panel with ``time_idx`` and ``gap_before`` columns.
 
     Parameters
@@ -56,6 +70,9 @@ def assign_time_idx(panel: pd.DataFrame, period_delta: pd.Timedelta, calendar: C
         How to number bars (see module docstring).
     max_closure : Timedelta
         Session markets only: a closure longer than this is a gap.
+    session : MarketSession, optional
+        An FX session numbers bars on its own calendar (:func:`fx_time_idx`), so a single symbol's missing
+        bars are jumps too; other session markets number the union of the panel's timestamps.
 
     Returns
     -------
@@ -66,6 +83,8 @@ def assign_time_idx(panel: pd.DataFrame, period_delta: pd.Timedelta, calendar: C
     ts = out["timestamp"]
     if calendar == "24/7":
         out["time_idx"] = ((ts - EPOCH) // period_delta).astype(np.int64)
+    elif calendar == "session" and session is not None and session.kind == "fx":
+        out["time_idx"] = fx_time_idx(ts, period_delta)
     elif calendar == "session":
         trading = np.sort(ts.unique())
         out["time_idx"] = np.searchsorted(trading, ts.to_numpy()).astype(np.int64)
@@ -74,7 +93,7 @@ def assign_time_idx(panel: pd.DataFrame, period_delta: pd.Timedelta, calendar: C
     first = out["symbol"].ne(out["symbol"].shift())
     jump = out["time_idx"].diff().gt(1)
     gap = jump
-    if calendar == "session":
+    if calendar == "session" and not (session is not None and session.kind == "fx"):
         gap = gap | ts.diff().gt(max_closure)
     out["gap_before"] = (gap & ~first).astype(bool)
     return out

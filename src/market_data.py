@@ -565,7 +565,8 @@ def ingest_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None,
     return out, reports
 
 
-def load_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None, tz: str = "UTC") -> dict[str, pd.DataFrame]:
+def load_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None,
+                    tz: str = "UTC") -> dict[str, pd.DataFrame]:
     """Validated, cleaned native-spacing bars per symbol (see :func:`ingest_price_bars`)."""
     return ingest_price_bars(inv, symbols, tz)[0]
 

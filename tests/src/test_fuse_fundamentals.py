@@ -335,7 +335,8 @@ def test_more_config_and_source_errors(tmp_path, small_panel, small_market):
         from_mapping(FuseConfig, {"global_files": {"whales": "x"}})
     write_market(small_market, tmp_path / "raw")
     shutil.rmtree(tmp_path / "raw" / "futures" / "um" / "monthly" / "premiumIndexKlines")
-    with pytest.raises(DataError, match=r"dataset b: source\(s\) without raw files under .*raw: global\.premium: no premiumIndexKlines files"):
+    with pytest.raises(DataError, match=r"dataset b: source\(s\) without raw files under .*raw: "
+                                        r"global\.premium: no premiumIndexKlines files"):
         _fuse(small_panel, tmp_path / "b", raw_dir=tmp_path / "raw", include_symbol={},
               include_global={"premium": True})
 
