@@ -41,7 +41,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from metrics.calibration import brier_score, ece, make_calibrator
+from metrics.calibration import RANK_KEEPING_SLOPE, brier_score, ece, make_calibrator
 from models.outputs import PREDICTION_COLUMNS, PREDICTION_DTYPES, utc_stamp
 from src.generate_targets_auto import horizon_of
 from src.market_data import check_periods, period_delta
@@ -250,16 +250,34 @@ def _headline(mode: str) -> tuple[str, int]:
     return ("pr_auc", 1) if mode == "classification" else ("rmse", -1)
 
 
+#: A bootstrap over fewer blocks than this understates the spread (a daily hold-out of 7 months holds 4
+#: blocks of 48 bars): blocks are shortened to reach it, down to ``min_block_bars``.
+MIN_BLOCKS = 20
+
+
 def block_bootstrap_diff(y: np.ndarray, a: np.ndarray, b: np.ndarray, ts: pd.Series, mode: str, samples: int,
-                         block_bars: int, period: str, seed: int) -> tuple[float, float, float]:
-    """Moving-block bootstrap of ``metric(a) - metric(b)`` (sign: better is positive); (diff, lo5, hi95)."""
+                         block_bars: int, period: str, seed: int,
+                         min_block_bars: int = 2) -> tuple[float, float, float]:
+    """Block bootstrap over time of ``metric(a) - metric(b)`` (sign: better is positive); (diff, lo5, hi95).
+
+    Blocks are consecutive spans of ``block_bars`` bars holding every symbol's rows of that span, so the
+    cross-section's common moves stay together. The block is shortened so that the hold-out holds at least
+    :data:`MIN_BLOCKS` of them, but never below ``min_block_bars`` (twice the label horizon: overlapping
+    labels are dependent); a hold-out too short for that gives a NaN interval (no verdict).
+    """
     metric, sign = _headline(mode)
     t = pd.DatetimeIndex(ts)
+    span_bars = int((t.max() - t.min()) / period_delta(period)) + 1 if len(t) else 0
+    block_bars = min(block_bars, span_bars // MIN_BLOCKS)
+    full = sign * (_score(y, a, mode)[metric] - _score(y, b, mode)[metric])
+    if block_bars < max(min_block_bars, 1):
+        logger.warning("hold-out span of %d bars is too short for %d bootstrap blocks of >= %d bars: no interval, "
+                       "no verdict (lengthen the data or the hold-out)", span_bars, MIN_BLOCKS, min_block_bars)
+        return float(full), float("nan"), float("nan")
     block = ((t - t.min()) // (period_delta(period) * block_bars)).to_numpy()
     ids = np.unique(block)
     by_block = [np.flatnonzero(block == i) for i in ids]
     rng = np.random.default_rng(seed)
-    full = sign * (_score(y, a, mode)[metric] - _score(y, b, mode)[metric])
     diffs = []
     for _ in range(samples):
         rows = np.concatenate([by_block[i] for i in rng.integers(0, len(ids), len(ids))])
@@ -301,11 +319,16 @@ def _check_inputs_vary(data: ZData, fit: np.ndarray, cfg: ZConfig) -> None:
                         f"scores collapsed?); drop them from feature_prefixes or fix the expert")
 
 
-def verdict(table: pd.DataFrame, mode: str) -> str:
-    """One sentence on the hold-out: which models beat no skill on Brier (RMSE), or that none does."""
+def verdict(table: pd.DataFrame, mode: str, base_rate_only: tuple[str, ...] = ()) -> str:
+    """One sentence on the hold-out: which models beat no skill on Brier (RMSE), or that none does.
+
+    ``base_rate_only`` names models whose probabilities are the base rate (a collapsed calibration): a hair
+    of Brier below no skill from the tie-break order is not skill.
+    """
     loss = _loss_name(mode)
     ref = float(table.loc[table["model"] == "no_skill", loss].iloc[0])
-    better = table[(table["model"] != "no_skill") & (table[loss] < ref)]["model"].tolist()
+    better = table[(table["model"] != "no_skill") & (table[loss] < ref)
+                   & ~table["model"].isin(base_rate_only)]["model"].tolist()
     if not better:
         return (f"no model beats no skill on the hold-out: every {loss} is at or above no skill's {ref:.4f}; "
                 f"the experts carry no usable signal for this target here")
@@ -355,12 +378,19 @@ def train_z(cfg: ZConfig, z: pd.DataFrame | None = None) -> ZResult:
     loss = _loss_name(cfg.mode)
     z_beats_no_skill = bool(table.loc[table["model"] == "z_combiner", loss].iloc[0]
                             < table.loc[table["model"] == "no_skill", loss].iloc[0])
+    # A stack whose calibration found a negative slope on its own out-of-fold fit rows predicts the base rate:
+    # its probabilities are no skill, and the order it keeps as a tie-break is no claim that can "beat" anything.
+    slope = getattr(zc.calibrator_, "scales_fit_", np.array([np.inf]))[0] if zc.calibrator_ else np.inf
+    base_rate_only = bool(np.isfinite(slope) and slope < RANK_KEEPING_SLOPE)
+    if base_rate_only:
+        z_beats_no_skill = False
     comparisons = {}
     for base in ("equal_weight", "best_expert", "no_skill"):
         diff, lo, hi = block_bootstrap_diff(yh, z_score[hold], candidates[base][hold], ts.iloc[hold], cfg.mode,
-                                            cfg.bootstrap_samples, cfg.bootstrap_block_bars, cfg.period, cfg.seed)
+                                            cfg.bootstrap_samples, cfg.bootstrap_block_bars, cfg.period, cfg.seed,
+                                            min_block_bars=2 * horizon_of(cfg.target))
         comparisons[base] = {"diff": diff, "ci90_low": lo, "ci90_high": hi, "interval_above_zero": bool(lo > 0),
-                             "beats": bool(lo > 0) and z_beats_no_skill}
+                             "beats": bool(lo > 0) and z_beats_no_skill, "base_rate_only": base_rate_only}
     metrics = {
         "config": dataclasses.asdict(cfg), "inputs": data.inputs, "expert_scores": data.expert_scores,
         "best_expert": best, "calibration": {"method": cfg.calibration if zc.calibrator_ else "none",
@@ -371,7 +401,7 @@ def train_z(cfg: ZConfig, z: pd.DataFrame | None = None) -> ZResult:
         "holdout_span": [str(ts.iloc[hold].min()), str(ts.iloc[hold].max())],
         "holdout_base_rate" if cfg.mode == "classification" else "holdout_mean": float(np.mean(yh)),
         "no_skill_value": float(no_skill[0]), "z_beats_no_skill": z_beats_no_skill,
-        "holdout": table.to_dict(orient="records"), "comparisons": comparisons, "verdict": verdict(table, cfg.mode),
+        "holdout": table.to_dict(orient="records"), "comparisons": comparisons, "verdict": verdict(table, cfg.mode, ("z_combiner",) if base_rate_only else ()),
     }
     return _write_outputs(cfg, data, fit, hold, candidates, zc, metrics, table)
 
@@ -406,10 +436,14 @@ def format_comparison(result: ZResult) -> str:
     for base, c in m["comparisons"].items():
         if c["beats"]:
             verdict_ = "beats"
+        elif c.get("base_rate_only"):
+            verdict_ = "does not beat (the stack ranks backwards on its fit span, so it predicts the base rate)"
         elif c["interval_above_zero"]:
             verdict_ = "does not beat (interval above 0, but not better than no skill on the hold-out loss)"
         elif c["ci90_high"] < 0:
             verdict_ = "worse (interval below 0)"
+        elif np.isnan(c["ci90_low"]):
+            verdict_ = "no verdict (hold-out too short for the bootstrap)"
         else:
             verdict_ = "does not beat (interval includes 0)"
         lines.append(f"z_combiner vs {base}: diff {c['diff']:+.4f}, 90% block-bootstrap interval "

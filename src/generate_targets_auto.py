@@ -132,6 +132,6 @@ def convert_selected_periods_to_csv(periods: Iterable[str], panels: dict[str, pd
         targeted = pd.concat([panel, make_targets(panel, horizons)], axis=1)
         for symbol, part in targeted.groupby("symbol", sort=True):
             write_csv(part, Path(out_dir) / tf / f"{symbol}_{tf}.csv")
-        logger.info("%s: targets for horizons %s written to %s", tf, list(horizons), Path(out_dir) / tf)
+        logger.debug("%s: targets for horizons %s written to %s", tf, list(horizons), Path(out_dir) / tf)
         result[tf] = targeted
     return result

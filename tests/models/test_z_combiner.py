@@ -123,3 +123,35 @@ def test_config_errors(tmp_path):
         train_z(_cfg(tmp_path, split=ZSplit(holdout_fraction=0.05)), make_z_table(n_bars=150))
     with pytest.raises(DataError, match="file not found; build it with pipelines/build_oof_for_z.py"):
         train_z(_cfg(tmp_path, data_path=str(tmp_path / "missing.parquet")))
+
+
+def test_a_stack_that_ranks_backwards_on_its_fit_span_never_beats(tmp_path):
+    """Experts whose sign flips inside the fit span: the inner folds, trained before the flip, rank backwards
+    after it, so the calibration finds a negative slope and the stack predicts the base rate; however its
+    tie-break order does on the hold-out, it claims nothing."""
+    z = make_z_table(n_bars=3000)
+    ts = z["timestamp"]
+    flipped = (ts >= ts.quantile(0.2)) & (ts < ts.quantile(0.68))
+    for col in ("E1__target_binarytrend__score", "E2__target_binarytrend__score"):
+        z.loc[flipped, col] = 1.0 - z.loc[flipped, col]
+    result = train_z(_cfg(tmp_path, feature_prefixes=["E1__"]), z)
+    c = result.metrics["comparisons"]
+    assert c["no_skill"]["base_rate_only"] and not any(v["beats"] for v in c.values())
+    assert "z_combiner" not in result.metrics["verdict"]
+    from models.z_combiner import format_comparison
+
+    assert "ranks backwards on its fit span" in format_comparison(result)
+
+
+def test_bootstrap_blocks_shortened_to_twenty_and_no_verdict_when_too_short():
+    from models.z_combiner import block_bootstrap_diff
+
+    rng = np.random.default_rng(0)
+    ts = pd.Series(pd.date_range("2024-01-01", periods=150, freq="D", tz="UTC").repeat(6))
+    y = rng.integers(0, 2, len(ts)).astype(float)
+    a, b = rng.random(len(ts)), np.full(len(ts), 0.5)
+    _, lo, hi = block_bootstrap_diff(y, a, b, ts, "classification", 200, 48, "1d", 0)
+    # 150 days: blocks of 7 days (21 blocks), not 3 blocks of 48: the interval is wide around a null score
+    assert lo < 0 < hi and hi - lo > 0.04
+    _, lo, hi = block_bootstrap_diff(y, a, b, ts, "classification", 200, 48, "1d", 0, min_block_bars=48)
+    assert np.isnan(lo) and np.isnan(hi)
