@@ -147,9 +147,22 @@ def build(predictions_root: str | Path, data_path: str | Path, splits: list[str]
           fundamentals_path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(z_train table, coverage per expert)."""
     rows = read_predictions(predictions_root, splits or ["oof"])
+    panel = read_panel(data_path)
+    # predictions of another dataset (other symbols or periods under the same predictions root) do not belong
+    # to this panel: stacking them would add rows without targets
+    pairs = pd.MultiIndex.from_frame(panel[["symbol", "period"]].drop_duplicates())
+    mine = pd.MultiIndex.from_frame(rows[["symbol", "period"]]).isin(pairs)
+    if not mine.all():
+        other = rows.loc[~mine, ["symbol", "period"]].drop_duplicates()
+        shown = ", ".join(f"{s} {p}" for s, p in other.head(8).itertuples(index=False))
+        logger.warning("%d prediction rows of %d (symbol, period) pair(s) not in %s ignored (%s%s)", int((~mine).sum()),
+                       len(other), data_path, shown, " ..." if len(other) > 8 else "")
+        rows = rows[mine]
+    if rows.empty:
+        raise DataError(f"no prediction under {predictions_root} is for a symbol and period of {data_path}; "
+                        f"run scripts/experts_cli.py oof on this dataset (--data-root) first")
     check_versions(rows)
     wide = pivot(newest_run_wins(rows))
-    panel = read_panel(data_path)
     panel = panel[panel["period"].isin(wide["period"].unique())]
     fund = _fundamentals(Path(fundamentals_path) if fundamentals_path else None, Path(data_path))
     if fund is not None:

@@ -108,3 +108,21 @@ def test_bad_file_name_and_duplicates_inside_a_file(setup):
     path.rename(path.with_name("predictions_Alpha-Dir-TFT.parquet"))
     with pytest.raises(DataError, match=r"predictions_Alpha-Dir-TFT\.parquet: not a predictions_<expert>_<period>"):
         build(root, data)
+
+
+def test_predictions_of_another_dataset_are_ignored(setup, caplog):
+    """Predictions of other symbols (an earlier crypto run beside a stock run) never enter this panel's table."""
+    root, data, write = setup
+    write("Alpha-Dir-TFT", "20260101T000000000000Z")
+    frame, name = _predictions(pd.read_parquet(data), "Risk-TFT", "20260101T000000000000Z")
+    (root / "Risk-TFT" / "x").mkdir(parents=True)
+    frame.assign(symbol="AAPL").to_parquet(root / "Risk-TFT" / "x" / name)
+    import logging
+    with caplog.at_level(logging.WARNING):
+        z, coverage = build(root, data)
+    assert "AAPL" not in set(z["symbol"]) and len(z) == 300 and not any("Risk-TFT" in c for c in z.columns)
+    assert "(symbol, period) pair(s) not in" in caplog.text and "AAPL 1h" in caplog.text
+    import shutil
+    shutil.rmtree(root / "Alpha-Dir-TFT")
+    with pytest.raises(DataError, match=r"no prediction under .* is for a symbol and period of"):
+        build(root, data)
