@@ -40,6 +40,12 @@ demo: install
 	$(PY) utils/audit_no_leakage.py --path datasets/z_train.parquet
 	$(PY) experts/Z-Combiner/train_z.py --config experts/Z-Combiner/model_config.yaml
 	$(PY) -m pipelines.run_feature_screening --config pipelines/configs/feature_selection_quick.yaml --experts alpha_dir
+	# Stocks and FX (README): plain daily CSVs in a data root of their own, fused without fundamentals.
+	rm -rf data_stocks_raw
+	$(PY) scripts/make_example_ohlcv.py --out data_stocks_raw
+	$(PY) src/build_full_merged.py --raw-dir data_stocks_raw --periods 1d --out data_stocks
+	$(PY) -m src.fuse_fundamentals --config pipelines/configs/fuse_fundamentals.yaml --data-root data_stocks \
+	  --missing-sources skip --experts Alpha-Dir-TFT
 
 lint: install
 	$(PY) -m ruff check .
@@ -54,4 +60,4 @@ bench: install
 	$(PY) bench/bench_screening.py
 
 clean-data:
-	rm -rf data/raw data/merged data/pkl_merged data/crypto_targeted_and_indicated
+	rm -rf data/raw data/merged data/pkl_merged data/crypto_targeted_and_indicated data_stocks data_stocks_raw

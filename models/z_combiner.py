@@ -401,7 +401,8 @@ def train_z(cfg: ZConfig, z: pd.DataFrame | None = None) -> ZResult:
         "holdout_span": [str(ts.iloc[hold].min()), str(ts.iloc[hold].max())],
         "holdout_base_rate" if cfg.mode == "classification" else "holdout_mean": float(np.mean(yh)),
         "no_skill_value": float(no_skill[0]), "z_beats_no_skill": z_beats_no_skill,
-        "holdout": table.to_dict(orient="records"), "comparisons": comparisons, "verdict": verdict(table, cfg.mode, ("z_combiner",) if base_rate_only else ()),
+        "holdout": table.to_dict(orient="records"), "comparisons": comparisons,
+        "verdict": verdict(table, cfg.mode, ("z_combiner",) if base_rate_only else ()),
     }
     return _write_outputs(cfg, data, fit, hold, candidates, zc, metrics, table)
 

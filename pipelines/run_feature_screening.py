@@ -354,9 +354,16 @@ def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
     """
     entry = cfg.experts[expert]
     base = read_table(entry.pkl_path)
+    present = present_periods(base, entry.pkl_path)
     if cfg.periods is None:
-        cfg = dataclasses.replace(cfg, periods=present_periods(base, entry.pkl_path))
+        cfg = dataclasses.replace(cfg, periods=present)
         logger.info("%s: periods present in %s: %s", expert, entry.pkl_path, cfg.periods)
+    elif set(cfg.periods) - set(present):
+        # a config written for hourly crypto run on a daily stock table: screen what the table has, and say so
+        kept = [p for p in cfg.periods if p in present] or present
+        logger.warning("%s: period(s) %s not in %s (it has %s); screening %s", expert,
+                       sorted(set(cfg.periods) - set(present)), entry.pkl_path, present, kept)
+        cfg = dataclasses.replace(cfg, periods=kept)
     targets = expert_targets(cfg, expert)
     tables = [("base", entry.pkl_path)] + ([("rich", entry.rich_pkl_path)] if entry.rich_pkl_path else [])
     evidence, base_data = [], []

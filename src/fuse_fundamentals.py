@@ -55,7 +55,7 @@ from src.merging import read_manifest
 from utils.cli import guarded
 from utils.config import from_mapping, load_config
 from utils.errors import ConfigError, DataError
-from utils.io import atomic_dir, write_csv
+from utils.io import atomic_dir, remove_stale, write_csv
 from utils.paths import rebase
 
 logger = logging.getLogger(__name__)
@@ -412,6 +412,8 @@ def _write_dataset(out_dir: Path, table: pd.DataFrame, fused: list[str], summary
     """Write every output into a staging folder, then swap it in as a whole."""
     slim_cols = [c for c in CORE_COLUMNS if c in table.columns] + fused + \
         [c for c in table.columns if c.startswith("target_")]
+    for path in remove_stale(out_dir.parent):
+        logger.info("removed the leftover %s of an earlier, interrupted run", path)
     with atomic_dir(out_dir) as tmp:
         (tmp / "fuse_audit").mkdir()
         jobs = [lambda: write_csv(table[slim_cols], tmp / "full_merged_slim.csv")]

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -244,3 +245,21 @@ def test_period_errors(tmp_path, screening_panel, caplog):
     cfg_path = _setup(tmp_path, screening_panel)
     assert rfs.main(["--config", str(cfg_path), "--periods", "7x"]) == 2
     assert "unknown period(s) ['7x']" in caplog.text
+
+
+def test_config_periods_absent_from_the_table_fall_back_to_the_table(tmp_path, screening_panel, caplog):
+    """The quick config names 1h; a daily-only table (stocks) is screened on its own period, with a warning."""
+    daily = screening_panel.assign(period="4h")
+    cfg_path = _setup(tmp_path, daily)  # the YAML says periods: [1h]
+    leaf4 = tmp_path / "configs" / "Synth-TFT" / "4h" / "base"
+    leaf4.mkdir(parents=True)
+    (leaf4 / "targets.yaml").write_text((tmp_path / "configs" / "Synth-TFT" / "1h" / "base" / "targets.yaml")
+                                        .read_text())
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["splits"]["outer"]["days"] = 60
+    cfg_path.write_text(yaml.safe_dump(raw))
+    with caplog.at_level(logging.WARNING):
+        assert rfs.main(["--config", str(cfg_path), "--force"]) == 0
+    assert "period(s) ['1h'] not in" in caplog.text and "screening ['4h']" in caplog.text
+    summary = json.loads((tmp_path / "reports" / "Synth-TFT" / "summary.json").read_text())
+    assert summary["periods"] == ["4h"]
