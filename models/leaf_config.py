@@ -314,6 +314,11 @@ def load_leaf(model_config: str | Path, overrides: list[str] | None = None) -> L
         model.modality = model.modality or parts[-1]
         if parts[-2] in PERIODS and parts[-2] != model.period:
             raise ConfigError(f"{path}: key 'period' = {model.period!r} but the leaf folder is {parts[-2]!r}")
+        if parts[-2] in PERIODS:  # a leaf folder <Expert>/<period>/<modality>: its keys must name it
+            for key, value, folder in (("expert", model.expert, parts[-3]), ("modality", model.modality, parts[-1])):
+                if value != folder:
+                    raise ConfigError(f"{path}: key {key!r} = {value!r} but the leaf folder says {folder!r}; "
+                                      f"it would train into another leaf's checkpoints and logs")
     targets = load_config(path.parent / "targets.yaml", TargetsConfig, ov["targets"])
     weights = load_config(path.parent / "weights_config.yaml", WeightsConfig, ov["weights"])
     unknown = [k for k in weights.loss_weights if k not in {t.name for t in targets.targets}]

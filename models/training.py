@@ -26,7 +26,7 @@ from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, make_loader
-from utils.errors import ConfigError, ProjectError
+from utils.errors import ConfigError, DataError, Interrupted, ProjectError
 from utils.io import file_fingerprint
 from utils.metric_factory import METRICS, get_metric
 from utils.stage_summary import write_stage_summary
@@ -63,16 +63,63 @@ def monitor_for(leaf: Leaf) -> tuple[str, str]:
         name = leaf.model.training.monitor
         if name == "val_loss":
             return name, "min"
-        head = name.split("@", 1)[0]
+        head, _, at = name.partition("@")
         known = [m for m in METRICS if head.endswith(f"_{m}")]
         if not head.startswith("val_") or not known:
             raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: use val_loss or "
                               f"val_<target>_<metric>@{period} with a metric of {sorted(METRICS)}")
+        target = head[len("val_"):-len(max(known, key=len)) - 1]
+        names = [t.name for t in leaf.targets.targets]
+        if target not in names or at != period:
+            # checked before anything is archived: otherwise Lightning fails after a whole epoch
+            raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: "
+                              + (f"target {target!r} is not one of the leaf's targets {names}" if target not in names
+                                 else f"the period after '@' must be the leaf's, {period!r}")
+                              + f"; e.g. val_{names[0]}_{max(known, key=len)}@{period}")
         return name, "max" if get_metric(max(known, key=len)).higher_is_better else "min"
     for t in leaf.targets.targets:
         if t.kind == "classification":
             return f"val_{t.name}_ap@{period}", "max"
     return f"val_{leaf.targets.targets[0].name}_rmse@{period}", "min"
+
+
+class InterruptCheckpoint(L.Callback):
+    """On SIGTERM or SIGINT, save ``last.ckpt`` at the current step so that ``train_resume.py`` continues there.
+
+    Lightning stops the loops at the next batch boundary (``SIGTERMException``, ``KeyboardInterrupt``) and
+    calls ``on_exception``; :func:`run` then records ``status: interrupted`` and exits 143 / 130.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.signal_name: str | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Save the state of the interrupted step."""
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException):
+            self.signal_name = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            self.signal_name = "SIGINT"
+        else:
+            return
+        trainer.save_checkpoint(self.path)
+        logger.warning("%s: saved %s at epoch %d, step %d", self.signal_name, self.path, trainer.current_epoch,
+                       trainer.global_step)
+
+
+def check_splits(leaf: Leaf, data: WindowData) -> None:
+    """Training needs validation windows (early stopping, calibration): an empty span is a DataError naming the
+    split keys and the table's span, raised before anything is archived or written."""
+    if data.splits["val"].size:
+        return
+    ts = pd.to_datetime(np.asarray(data.timestamp, dtype=np.int64), utc=True)
+    span = f" (the table spans {ts.min()} .. {ts.max()})" if len(ts) else ""
+    sp = leaf.model.split
+    raise DataError(f"{leaf.config_path}: key 'split' = train_end {sp.train_end!r}, val_end {sp.val_end!r}: no "
+                    f"validation window with a known target{span}; move the split dates inside the data (the "
+                    f"embargo of {sp.embargo_bars} bars and the encoder length come off the validation span)")
 
 
 def trainer_is_rank_zero() -> bool:
@@ -117,7 +164,7 @@ def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheck
     tr, t = leaf.model.trainer, leaf.model.training
     ckpt = ModelCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
                            save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
-    callbacks = [ckpt]
+    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt")]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     log_root = leaf.log_dir.parent
@@ -228,15 +275,27 @@ def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = Non
     if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
         ws = leaf.weights.warm_start
         warm_start(module, _warm_source(leaf), ws.transfer, ws.freeze)
+    monitor, mode = monitor_for(leaf)  # every check before the previous run is archived
+    check_splits(leaf, data)
     if init_from != "resume" and trainer_is_rank_zero():
         archive_previous_run(leaf.ckpt_dir)
-    monitor, mode = monitor_for(leaf)
     trainer, ckpt = _trainer(leaf, monitor, mode)
     t = leaf.model.training
     logger.info("%s: %d features, %d train / %d val windows, monitor %s (%s)", leaf.config_path,
                 len(data.features), len(data.splits["train"]), len(data.splits["val"]), monitor, mode)
-    trainer.fit(module, make_loader(data, "train", t.batch_size, True, leaf.model.seed, t.num_workers),
-                make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers), ckpt_path=ckpt_path)
+    stop = next(c for c in trainer.callbacks if isinstance(c, InterruptCheckpoint))
+    try:
+        trainer.fit(module, make_loader(data, "train", t.batch_size, True, leaf.model.seed, t.num_workers),
+                    make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers), ckpt_path=ckpt_path)
+    except BaseException:  # Lightning turns SIGTERM into SystemExit(no code) and SIGINT into sys.exit(1)
+        if stop.signal_name is None:
+            raise
+        if trainer.is_global_zero:
+            _, best = _checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
+            write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best, None, status="interrupted")
+        raise Interrupted(f"{leaf.config_path}: {stop.signal_name} at epoch {trainer.current_epoch}, step "
+                          f"{trainer.global_step}; saved {leaf.ckpt_dir / 'last.ckpt'}; continue with python "
+                          f"train_resume.py --config {leaf.config_path}", stop.signal_name) from None
     log_dir = Path(trainer.logger.log_dir)
     best_path, best_score = _checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
     prediction = None
@@ -286,6 +345,9 @@ def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2
+    except Interrupted as exc:
+        logger.error("interrupted: %s", exc)
+        return exc.exit_code
     logger.info("best %s = %s (%s); last: %s", result.monitor, result.best_score, result.best_model_path,
                 result.last_model_path)
     if result.prediction is not None:

@@ -114,9 +114,10 @@ def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None
     if unknown:
         raise DataError(f"{leaf.config_path}: feature(s) {unknown[:10]} are not numeric columns of "
                         f"{leaf.model.data.path}")
-    chosen = [c for c in numeric if c in wanted or any(c.startswith(p) for p in fs.prefixes)]
     if not fs.include and not fs.selected_features_file and not fs.prefixes:
-        chosen = numeric  # no rule: every numeric feature
+        raise ConfigError(f"{leaf.config_path}: key 'features' has no include, prefixes or selected_features_file: "
+                          f"name the inputs (features.prefixes: [''] takes every numeric column, explicitly)")
+    chosen = [c for c in numeric if c in wanted or any(c.startswith(p) for p in fs.prefixes)]
     chosen = [c for c in chosen if c not in set(fs.exclude)]
     by_rule = [c for c in chosen if c not in wanted]
     if levels is None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.training import entry
-from utils.errors import ProjectError
+from utils.errors import Interrupted, ProjectError
 from utils.eval_report import format_table
 from utils.stage_summary import read_stage_summary
 
@@ -112,6 +112,9 @@ def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2
+    except Interrupted as exc:
+        logger.error("interrupted: %s", exc)
+        return exc.exit_code
     for r in results:
         print(f"oof predictions: {r.predictions} ({r.rows:,} rows)")
     return 0

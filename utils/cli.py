@@ -6,16 +6,24 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from utils.errors import ProjectError
+from utils.errors import Interrupted, ProjectError
 
 logger = logging.getLogger(__name__)
 
 
+#: Exit codes of every entry script (README, "Exit codes").
+EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+
+
 def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
-    """Run ``fn``; return 0, or 2 after logging the message of a :class:`ProjectError` (no traceback)."""
+    """Run ``fn``; return 0, 2 after logging the message of a :class:`ProjectError` (no traceback), or 130 / 143
+    after a run stopped by SIGINT / SIGTERM (:class:`Interrupted`)."""
     try:
         fn(*args, **kwargs)
     except ProjectError as exc:
         logger.error("%s", exc)
-        return 2
-    return 0
+        return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        logger.error("interrupted: %s", exc)
+        return exc.exit_code
+    return EXIT_OK

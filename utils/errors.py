@@ -17,3 +17,12 @@ class ConfigError(ProjectError):
 
 class DataError(ProjectError):
     """Input data is malformed or cannot support the requested operation."""
+
+
+class Interrupted(Exception):  # noqa: N818 - a state, not a fault: the run stopped on a signal
+    """A run stopped by SIGTERM or SIGINT after saving what lets it continue; ``exit_code`` is 143 or 130."""
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130

@@ -11,7 +11,7 @@ from models.leaf_config import load_leaf
 from models.tft_module import HybridMultiLoss, MyTFTModule
 from models.training import run, warm_start
 from tests.models.conftest import write_leaf
-from utils.errors import ConfigError
+from utils.errors import ConfigError, DataError
 
 
 def _ckpt(path):
@@ -26,7 +26,8 @@ def test_one_epoch_tiny_training(leaf_path):
         "checkpoints/experts/Test-TFT/1h/base/tft")
     assert "lightning_logs/experts/Test-TFT/1h/base/tft" in result.log_dir
     summary = json.loads((leaf.ckpt_dir / "stage_summary.json").read_text())
-    assert set(summary) == {"best_monitor", "best_val_loss"} and summary["best_monitor"] == result.best_score
+    assert set(summary) == {"best_monitor", "best_val_loss", "status"} and summary["best_monitor"] == result.best_score
+    assert summary["status"] == "finished"
     gating = (leaf_path.parents[5] / result.log_dir / "tft_gating.csv").read_text().splitlines()
     # 7 encoder inputs, 4 decoder covariates (month_sin/cos left out: 60 days cannot show a yearly cycle twice),
     # 2 static variables
@@ -175,3 +176,62 @@ def test_warm_source_without_checkpoint(leaf_path, tmp_path):
     other = write_leaf(tmp_path, load_leaf(leaf_path).model.data.path, expert="Untrained-TFT")
     with pytest.raises(ConfigError, match=r"warm start: checkpoint .*last\.ckpt not found; train the source leaf"):
         run(load_leaf(leaf_path, [f"weights.warm_start.source={other}"]), init_from="warm")
+
+
+@pytest.mark.parametrize(("over", "error", "pattern"), [
+    (["training.monitor=val_target_binarytrnd_ap@1h"], ConfigError,
+     r"key 'training\.monitor' = 'val_target_binarytrnd_ap@1h': target 'target_binarytrnd' is not one of"),
+    (["training.monitor=val_target_binarytrend_ap@4h"], ConfigError, r"the period after '@' must be the leaf's"),
+    (["split.train_end=2031-01-01", "split.val_end=2032-01-01"], DataError,
+     r"key 'split' = train_end '2031-01-01'.*no validation window"),
+    (["features.include=[]"], ConfigError, r"key 'features' has no include, prefixes or selected_features_file"),
+])
+def test_bad_settings_fail_before_anything_is_archived(leaf_path, over, error, pattern):
+    """Checked before the first batch: the previous run's checkpoints stay where they were."""
+    run(load_leaf(leaf_path))
+    ckpt_dir = load_leaf(leaf_path).ckpt_dir
+    before = sorted(p.name for p in ckpt_dir.iterdir())
+    with pytest.raises(error, match=pattern):
+        run(load_leaf(leaf_path, over))
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == before and not (ckpt_dir / "archive").exists()
+
+
+def test_leaf_keys_must_match_the_folder(leaf_path):
+    import yaml
+
+    data = yaml.safe_load(leaf_path.read_text())
+    data["expert"] = "Other-TFT"
+    leaf_path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"key 'expert' = 'Other-TFT' but the leaf folder says 'Test-TFT'"):
+        load_leaf(leaf_path)
+
+
+def test_sigterm_saves_the_step_marks_interrupted_and_resume_continues(leaf_path):
+    """A real SIGTERM mid-training: exit 143, last.ckpt at the current step, status interrupted; resume runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(train_multi_tft.__file__).resolve().parent
+    cmd = [sys.executable, str(repo / "train_multi_tft.py"), "--config", str(leaf_path),
+           "--set", "training.max_epochs=10000", "--set", "training.limit_train_batches=50"]
+    proc = subprocess.Popen(cmd, cwd=leaf_path.parents[5], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    ckpt_dir = load_leaf(leaf_path).ckpt_dir
+    deadline = time.time() + 120
+    while not list(ckpt_dir.glob("epoch*.ckpt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # training is under way once the first epoch's checkpoint exists
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 143, out[-2000:]
+    summary = json.loads((ckpt_dir / "stage_summary.json").read_text())
+    assert summary["status"] == "interrupted" and "train_resume.py --config" in out
+    state = _ckpt(ckpt_dir / "last.ckpt")
+    assert state["global_step"] >= 50
+    assert train_resume.main(["--config", str(leaf_path), "--set", f"training.max_epochs={state['epoch'] + 2}",
+                              "--set", "training.limit_train_batches=50"]) == 0
+    assert json.loads((ckpt_dir / "stage_summary.json").read_text())["status"] == "finished"
+    assert _ckpt(ckpt_dir / "last.ckpt")["global_step"] > state["global_step"]
