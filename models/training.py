@@ -104,9 +104,68 @@ class InterruptCheckpoint(L.Callback):
             self.signal_name = "SIGINT"
         else:
             return
+        for cb in trainer.checkpoint_callbacks:  # this file is its `last`: a resume overwrites it, no last-v1
+            same_dir = cb.dirpath and Path(cb.dirpath).resolve() == self.path.parent.resolve()
+            if isinstance(cb, ModelCheckpoint) and same_dir:
+                self.path = Path(cb.dirpath) / self.path.name
+                cb.last_model_path = str(self.path)
         trainer.save_checkpoint(self.path)
         logger.warning("%s: saved %s at epoch %d, step %d", self.signal_name, self.path, trainer.current_epoch,
                        trainer.global_step)
+
+
+def _rng_states() -> dict:
+    """Generator states as tensors and plain numbers (what a ``weights_only`` checkpoint load accepts)."""
+    import random
+
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_states(states: dict) -> None:
+    import random
+
+    py, nps = states["python"], states["numpy"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    np.random.set_state((nps["name"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+                         nps["cached"]))
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class ExactResume(L.Callback):
+    """Checkpoints carry the random-number states and the sampler's position, so a resume is exact.
+
+    Saved with every checkpoint: Python, NumPy and torch (CPU, CUDA) generator states, and how many batches
+    of the current epoch were trained (0 at the end of an epoch). On resume the generators are restored and
+    the train sampler skips those batches once (the epoch's order is a function of seed and epoch), so
+    "2 epochs" and "1 epoch, stop, resume" see the same batches and the same dropout masks.
+    """
+
+    def __init__(self, sampler: object) -> None:
+        self.sampler = sampler
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Store the states (the same call serves epoch-end and interrupt checkpoints)."""
+        # batches whose optimizer step ran (``completed`` lags by one inside on_train_batch_end)
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        finished = done >= trainer.num_training_batches
+        checkpoint["resume_state"] = {"rng": _rng_states(), "batches_done": 0 if finished else done}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Restore them (checkpoints from before this existed resume at their epoch boundary, as before)."""
+        state = checkpoint.get("resume_state")
+        if state is None:
+            logger.warning("checkpoint without random-number states: the resume is not bit-exact")
+            return
+        _set_rng_states(state["rng"])
+        self.sampler.skip = int(state["batches_done"])
 
 
 def check_splits(leaf: Leaf, data: WindowData) -> None:
@@ -284,9 +343,11 @@ def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = Non
     logger.info("%s: %d features, %d train / %d val windows, monitor %s (%s)", leaf.config_path,
                 len(data.features), len(data.splits["train"]), len(data.splits["val"]), monitor, mode)
     stop = next(c for c in trainer.callbacks if isinstance(c, InterruptCheckpoint))
+    train_loader = make_loader(data, "train", t.batch_size, True, leaf.model.seed, t.num_workers)
+    trainer.callbacks.append(ExactResume(train_loader.sampler))
     try:
-        trainer.fit(module, make_loader(data, "train", t.batch_size, True, leaf.model.seed, t.num_workers),
-                    make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers), ckpt_path=ckpt_path)
+        trainer.fit(module, train_loader, make_loader(data, "val", t.batch_size, False, num_workers=t.num_workers),
+                    ckpt_path=ckpt_path)
     except BaseException:  # Lightning turns SIGTERM into SystemExit(no code) and SIGINT into sys.exit(1)
         if stop.signal_name is None:
             raise

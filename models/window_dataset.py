@@ -386,6 +386,7 @@ class WindowBatchSampler(Sampler[np.ndarray]):
     def __init__(self, ends: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0, shard: bool = False) -> None:
         self.ends, self.batch_size, self.shuffle, self.seed, self.shard = ends, batch_size, shuffle, seed, shard
         self.epoch = 0
+        self.skip = 0  # batches of the current epoch already trained on (a resume mid-epoch), skipped once
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at each epoch start."""
@@ -408,7 +409,8 @@ class WindowBatchSampler(Sampler[np.ndarray]):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         rows = self._rows()
-        for i in range(0, len(rows), self.batch_size):
+        start, self.skip = self.skip * self.batch_size, 0
+        for i in range(start, len(rows), self.batch_size):
             yield rows[i : i + self.batch_size]
 
     def __len__(self) -> int:
@@ -417,9 +419,34 @@ class WindowBatchSampler(Sampler[np.ndarray]):
         return -(-n // self.batch_size)
 
 
+class SeededLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose iterators draw their worker base seed from its own generator.
+
+    Starting an iterator draws that seed; from the global generator (PyTorch's default) the draw moves the
+    random stream dropout uses, so a resumed run (which starts iterators at other moments: a sanity check, a
+    restart) would see other dropout masks than an uninterrupted one. The generator is rebuilt from the seed
+    after pickling (DDP's spawn cannot pickle a ``torch.Generator``).
+    """
+
+    def __init__(self, *args: object, seed: int = 0, **kwargs: object) -> None:
+        # Lightning may re-create the loader with its original arguments, generator included
+        kwargs["generator"] = kwargs.get("generator") or torch.Generator().manual_seed(seed)
+        super().__init__(*args, **kwargs)
+        self._seed = seed
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["generator"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__["generator"] = torch.Generator().manual_seed(self._seed)
+
+
 def make_loader(data: WindowData, split: str, batch_size: int, shuffle: bool, seed: int = 0,
                 num_workers: int = 0) -> torch.utils.data.DataLoader:
     """DataLoader over one split (``batch_size=None``: the sampler already yields batches)."""
     sampler = WindowBatchSampler(data.splits[split], batch_size, shuffle, seed, shard=shuffle)
-    return torch.utils.data.DataLoader(WindowDataset(data, data.splits[split]), batch_size=None, sampler=sampler,
-                                       num_workers=num_workers, persistent_workers=num_workers > 0)
+    return SeededLoader(WindowDataset(data, data.splits[split]), batch_size=None, sampler=sampler,
+                        num_workers=num_workers, persistent_workers=num_workers > 0, seed=seed)
