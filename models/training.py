@@ -28,6 +28,7 @@ from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, make_loader
 from utils.errors import ConfigError, DataError, Interrupted, ProjectError
 from utils.io import file_fingerprint
+from utils.locks import output_lock
 from utils.metric_factory import METRICS, get_metric
 from utils.stage_summary import write_stage_summary
 
@@ -314,11 +315,20 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
     return report
 
 
-def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = None) -> RunResult:
+def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = None, wait: bool = True) -> RunResult:
     """Train ``leaf`` (from scratch, resumed, or warm-started) and return where the results are.
 
-    ``table`` may pass the leaf's already loaded data table (walk-forward windows share one).
+    ``table`` may pass the leaf's already loaded data table (walk-forward windows share one). The leaf's
+    checkpoint folder is locked for the run: a second run of the same leaf waits, or with ``wait=False``
+    stops with a ``DataError``.
     """
+    if not trainer_is_rank_zero():
+        return _run(leaf, init_from, table)
+    with output_lock(leaf.ckpt_dir, wait, "training run of this leaf"):
+        return _run(leaf, init_from, table)
+
+
+def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResult:
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
     data = build_window_data(leaf, table)
     spec = make_spec(leaf, data)
@@ -396,13 +406,14 @@ def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. training.max_epochs=3 (targets.* / weights.* for the others)")
     p.add_argument("--data-root", help="data root of the build (its --out): the leaf's data/... path moves there")
+    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run trains this leaf")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     ensure_spawn_safe()
     try:
         sets = data_root_override(args.config, args.data_root) + list(args.set)
-        result = run(load_leaf(args.config, sets), init_from)
+        result = run(load_leaf(args.config, sets), init_from, wait=not args.no_wait)
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2

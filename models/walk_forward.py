@@ -95,11 +95,22 @@ def leaf_windows(leaf: Leaf, table: pd.DataFrame) -> list[Window]:
                                 wf.train_days)
 
 
-def run_walk_forward(config: str | Path, overrides: list[str] | None = None) -> list[PredictResult]:
-    """Train every window of a leaf and write its OOF predictions; returns one result per window."""
-    from models.training import run
+def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
+                     wait: bool = True) -> list[PredictResult]:
+    """Train every window of a leaf and write its OOF predictions; returns one result per window.
+
+    The leaf's checkpoint folder is locked for the whole walk-forward (one writer; ``wait=False`` stops).
+    """
+    from utils.locks import output_lock
 
     base = load_leaf(config, overrides)
+    with output_lock(base.ckpt_dir, wait, "walk-forward run of this leaf"):
+        return _windows(config, overrides, base)
+
+
+def _windows(config: str | Path, overrides: list[str] | None, base) -> list[PredictResult]:
+    from models.training import run
+
     table = read_table(base.model.data.path)
     results = []
     for win in leaf_windows(base, table):

@@ -49,6 +49,7 @@ from features.selection.wrapper import WrapperStage
 from src.market_data import PERIODS, check_periods, period_delta
 from utils.errors import ConfigError, DataError, ProjectError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
+from utils.locks import output_lock
 from utils.paths import rebase
 
 logger = logging.getLogger(__name__)
@@ -347,11 +348,16 @@ def present_periods(table: pd.DataFrame, source: str) -> list[str]:
     return [p for p in PERIODS if p in present]
 
 
-def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False) -> dict:
-    """Screen one expert end to end; returns its summary.
+def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False, wait: bool = True) -> dict:
+    """Screen one expert end to end, holding the lock of its report folder; returns its summary.
 
     With ``periods`` unset (None) the expert is screened on every period present in its base table.
     """
+    with output_lock(Path(cfg.output_root) / expert, wait, "screening"):
+        return _run_expert(cfg, expert, force)
+
+
+def _run_expert(cfg: ScreeningConfig, expert: str, force: bool) -> dict:
     entry = cfg.experts[expert]
     base = read_table(entry.pkl_path)
     present = present_periods(base, entry.pkl_path)
@@ -464,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--periods", default=None,
                    help="comma-separated periods (default: the config's, or every period present in the table)")
     p.add_argument("--data-root", help="data root of the build (its --out): the tables' data/... paths move there")
+    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another screening writes an expert")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
@@ -476,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         experts = resolve_experts(cfg, args.experts.split(",") if args.experts else None)
         summaries = {}
         for expert in experts:
-            summaries[expert] = run_expert(cfg, expert, args.force)
+            summaries[expert] = run_expert(cfg, expert, args.force, wait=not args.no_wait)
             print(f"{expert}: core {len(summaries[expert]['core'])} features -> {Path(cfg.output_root) / expert}; "
                   f"leak suspects: {summaries[expert]['leak_suspects'] or 'none'}")
         path = export_core(cfg, summaries)

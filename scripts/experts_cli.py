@@ -108,7 +108,7 @@ def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     configure_logging(args.verbose)
     ensure_spawn_safe()
     try:
-        results = run_walk_forward(config, args.set)
+        results = run_walk_forward(config, args.set, wait=not args.no_wait)
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
             sp.add_argument("--data-root", help="data root of the build (its --out)")
+            sp.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run writes this leaf")
         if cmd in ("predict", "oof"):
             sp.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return oof_cmd(args, config)
     init = {"train": None, "resume": "resume", "warm": "warm"}[args.cmd]
     sets = [f"--set={s}" for s in args.set]
-    root = ["--data-root", args.data_root] if args.data_root else []
+    root = (["--data-root", args.data_root] if args.data_root else []) + (["--no-wait"] if args.no_wait else [])
     return entry(["--config", str(config), *sets, *root], init, f"experts_cli.py {args.cmd}")
 
 

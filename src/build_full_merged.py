@@ -38,6 +38,7 @@ from utils.cli import guarded
 from utils.config import from_mapping, load_config
 from utils.errors import DataError, ProjectError
 from utils.io import Generation, remove_stale, write_csv, write_json
+from utils.locks import output_lock
 from utils.logging_setup import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,13 @@ def _ingest_report(reports: dict, period_rows: list[dict], ticks: dict[str, pd.D
     return out.reindex(columns=cols)
 
 
-def build(cfg: BuildConfig) -> pd.DataFrame:
+def build(cfg: BuildConfig, wait: bool = True) -> pd.DataFrame:
+    """Run the whole build for ``cfg`` as one generation, holding the lock of its merged-panel folder."""
+    with output_lock(cfg.merged_csv_path.parent, wait, "build"):
+        return _build(cfg)
+
+
+def _build(cfg: BuildConfig) -> pd.DataFrame:
     """Run the whole build for ``cfg`` as one generation and return the merged panel.
 
     Every output (per-symbol files, the merged panel in each format, the ingest report and the build
@@ -262,6 +269,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", help="data root for the outputs (default data): <out>/merged/full_merged.csv, ...")
     p.add_argument("--synthetic", action="store_true",
                    help="build the embedded synthetic market (generated into an empty raw folder)")
+    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) instead of waiting when another build "
+                                                          "writes the same outputs")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -297,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parse_args(argv)
     configure_logging(args.verbose)
-    return guarded(lambda: build(_load(args)))
+    return guarded(lambda: build(_load(args), wait=not args.no_wait))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from utils.cli import guarded
 from utils.config import from_mapping, load_config
 from utils.errors import ConfigError, DataError
 from utils.io import atomic_dir, remove_stale, write_csv
+from utils.locks import output_lock
 from utils.paths import rebase
 
 logger = logging.getLogger(__name__)
@@ -614,7 +615,8 @@ def resolve_raw_dir(cfg_raw_dir: str | None, base_csv: str | Path, override: str
 
 
 def run_with_config(path: str | Path, experts: Iterable[str] | None = None, *, raw_dir: str | None = None,
-                    missing_sources_mode: str | None = None, data_root: str | None = None) -> dict[str, FuseResult]:
+                    missing_sources_mode: str | None = None, data_root: str | None = None,
+                    wait: bool = True) -> dict[str, FuseResult]:
     """Fuse every dataset of ``experts_map`` (or only ``experts``) as configured in ``path``.
 
     ``raw_dir``, ``missing_sources_mode`` and ``data_root`` override the config (``--raw-dir``,
@@ -634,6 +636,12 @@ def run_with_config(path: str | Path, experts: Iterable[str] | None = None, *, r
         if ds.extra_field != f"{expert}_{modality}":
             logger.warning("%s: extra_field %r differs from the convention %r", expert, ds.extra_field,
                            f"{expert}_{modality}")
+    with output_lock(output_root, wait, "fusion"):
+        return _run_jobs(cfg, path, jobs, datasets, base_csv, output_root, raw_dir)
+
+
+def _run_jobs(cfg: FuseConfig, path: str | Path, jobs: list, datasets: dict, base_csv: Path, output_root: Path,
+              raw_dir: str | None) -> dict[str, FuseResult]:
     raw = resolve_raw_dir(cfg.raw_dir, base_csv, raw_dir)
     logger.info("fusing %s with raw sources from %s (missing sources: %s)", base_csv, raw, cfg.missing_sources)
     inputs = load_inputs(base_csv, raw)
@@ -668,12 +676,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--missing-sources", choices=["error", "skip"],
                    help="a source without raw files: stop listing all of them (error), or leave them out (skip)")
     p.add_argument("--data-root", help="data root of the build (its --out): data/... paths of the config move there")
+    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another fusion writes the same folder")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     experts = [e.strip() for e in args.experts.split(",")] if args.experts else None
     return guarded(run_with_config, args.config, experts, raw_dir=args.raw_dir,
-                   missing_sources_mode=args.missing_sources, data_root=args.data_root)
+                   missing_sources_mode=args.missing_sources, data_root=args.data_root, wait=not args.no_wait)
 
 
 if __name__ == "__main__":

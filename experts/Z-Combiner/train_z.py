@@ -16,6 +16,7 @@ import logging
 from models.z_combiner import format_comparison, load_z_config, train_z
 from utils.config import parse_override
 from utils.errors import ProjectError
+from utils.locks import output_lock
 
 logger = logging.getLogger("train_z")
 
@@ -27,12 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="experts/Z-Combiner/train_z.py", description=__doc__.split("\n")[0])
     p.add_argument("--config", default="experts/Z-Combiner/model_config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run writes the output folder")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     try:
         cfg = load_z_config(args.config, dict(parse_override(s) for s in args.set))
-        result = train_z(cfg)
+        with output_lock(cfg.output_dir, not args.no_wait, "Z-Combiner run"):
+            result = train_z(cfg)
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2

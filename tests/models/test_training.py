@@ -284,3 +284,18 @@ def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch):
     # last batch comes before that epoch's validation)
     diffs = {k: float((got[k].float() - want[k].float()).abs().max()) for k in want if k.startswith("net.")}
     assert max(diffs.values()) == 0.0, sorted(diffs.items(), key=lambda kv: -kv[1])[:5]
+
+
+def test_one_training_run_per_leaf(leaf_path, caplog):
+    from filelock import FileLock
+
+    from utils.locks import lock_path
+
+    holder = FileLock(str(lock_path(load_leaf(leaf_path).ckpt_dir)))
+    holder.acquire()
+    try:
+        assert train_multi_tft.main(["--config", str(leaf_path), "--no-wait"]) == 2
+    finally:
+        holder.release()
+    assert "is being written by another training run of this leaf" in caplog.text
+    assert not (load_leaf(leaf_path).ckpt_dir / "last.ckpt").exists()
