@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal, stats
 
-from utils.errors import ConfigError
+from utils.errors import ConfigError, ProjectError
 from utils.io import atomic_path, write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = MarketSpec(n_symbols=args.symbols, days=args.days, seed=args.seed, start=args.start,
                           strength=args.strength, horizons=tuple(int(h) for h in args.horizons.split(",")))
         generate(args.out, spec)
-    except (ConfigError, ValueError) as exc:
+    except (ProjectError, ValueError) as exc:
         logger.error("%s", exc)
         return 2
     return 0

@@ -32,7 +32,7 @@ import pandas as pd
 
 from src.generate_targets_auto import horizon_of
 from src.market_data import period_delta
-from utils.errors import DataError
+from utils.errors import DataError, ProjectError
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             raise DataError(f"--path {path} not found; build it with pipelines/build_oof_for_z.py")
         checks = audit(pd.read_parquet(path), args.max_gap_bars, args.max_missing, args.max_abs_corr)
-    except DataError as exc:
+    except ProjectError as exc:
         logger.error("%s", exc)
         return 2
     print(f"no-leakage audit of {path}")
