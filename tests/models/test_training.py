@@ -206,8 +206,9 @@ def test_leaf_keys_must_match_the_folder(leaf_path):
         load_leaf(leaf_path)
 
 
-def test_sigterm_saves_the_step_marks_interrupted_and_resume_continues(leaf_path):
-    """A real SIGTERM mid-training: exit 143, last.ckpt at the current step, status interrupted; resume runs."""
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_saves_the_step_marks_interrupted_and_resume_continues(leaf_path, signame, code):
+    """A real signal mid-training: exit 143 / 130, last.ckpt at the current step, status interrupted; resume runs."""
     import os
     import signal
     import subprocess
@@ -224,9 +225,9 @@ def test_sigterm_saves_the_step_marks_interrupted_and_resume_continues(leaf_path
     deadline = time.time() + 120
     while not list(ckpt_dir.glob("epoch*.ckpt")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)  # training is under way once the first epoch's checkpoint exists
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signame))
     out = proc.communicate(timeout=120)[0].decode()
-    assert proc.returncode == 143, out[-2000:]
+    assert proc.returncode == code, out[-2000:]
     summary = json.loads((ckpt_dir / "stage_summary.json").read_text())
     assert summary["status"] == "interrupted" and "train_resume.py --config" in out
     state = _ckpt(ckpt_dir / "last.ckpt")
