@@ -170,16 +170,19 @@ class ExactResume(L.Callback):
 
 
 def check_splits(leaf: Leaf, data: WindowData) -> None:
-    """Training needs validation windows (early stopping, calibration): an empty span is a DataError naming the
-    split keys and the table's span, raised before anything is archived or written."""
-    if data.splits["val"].size:
+    """Training needs validation windows (early stopping, calibration), and a fractional split below 1 promises
+    test windows: an empty span is a DataError naming the split keys and the table's span, raised before
+    anything is archived or written."""
+    sp = leaf.model.split
+    wants_test = isinstance(sp.val_end, float) and sp.val_end < 1.0  # a fractional split that leaves a test span
+    empty = [name for name in ("val", "test") if not data.splits[name].size and (name == "val" or wants_test)]
+    if not empty:
         return
     ts = pd.to_datetime(np.asarray(data.timestamp, dtype=np.int64), utc=True)
     span = f" (the table spans {ts.min()} .. {ts.max()})" if len(ts) else ""
-    sp = leaf.model.split
     raise DataError(f"{leaf.config_path}: key 'split' = train_end {sp.train_end!r}, val_end {sp.val_end!r}: no "
-                    f"validation window with a known target{span}; move the split dates inside the data (the "
-                    f"embargo of {sp.embargo_bars} bars and the encoder length come off the validation span)")
+                    f"{' or '.join(empty)} window with a known target{span}; move the split dates inside the data "
+                    f"(the embargo of {sp.embargo_bars} bars and the encoder length come off each span)")
 
 
 def trainer_is_rank_zero() -> bool:

@@ -183,7 +183,8 @@ def test_warm_source_without_checkpoint(leaf_path, tmp_path):
      r"key 'training\.monitor' = 'val_target_binarytrnd_ap@1h': target 'target_binarytrnd' is not one of"),
     (["training.monitor=val_target_binarytrend_ap@4h"], ConfigError, r"the period after '@' must be the leaf's"),
     (["split.train_end=2031-01-01", "split.val_end=2032-01-01"], DataError,
-     r"key 'split' = train_end '2031-01-01'.*no validation window"),
+     r"key 'split' = train_end '2031-01-01'.*no val window"),
+    (["split.train_end=0.6", "split.val_end=0.9999"], DataError, r"val_end 0\.9999: no test window"),
     (["features.include=[]"], ConfigError, r"key 'features' has no include, prefixes or selected_features_file"),
 ])
 def test_bad_settings_fail_before_anything_is_archived(leaf_path, over, error, pattern):
