@@ -559,8 +559,9 @@ def ingest_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None,
         if wanted and sym not in wanted:
             continue
         where = sources[sym][0] if len(sources[sym]) == 1 else f"{sym} ({len(sources[sym])} files under {inv.root})"
-        bars, report = clean_bars(raw[sym], sym, step=period_delta(infer_period(raw[sym]["timestamp"], where)))
-        report.spacing = infer_period(bars["timestamp"], where)
+        spacing = infer_period(raw[sym]["timestamp"], where)  # the most common step: duplicates do not move it
+        bars, report = clean_bars(raw[sym], sym, step=period_delta(spacing))
+        report.spacing = spacing
         out[sym], reports[sym] = bars, report
     return out, reports
 
