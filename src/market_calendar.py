@@ -226,11 +226,9 @@ def calendar_missing(timestamps: pd.Series, period: pd.Timedelta, session: Marke
     if session.kind == "24/7":
         steps = (ts.iloc[-1] - ts.iloc[0]) // period + 1
         return int(steps - len(ts))
-    if session.kind == "fx":
-        clock = session_clock(ts, session)
-        grid = pd.date_range(clock.iloc[0], clock.iloc[-1], freq=period)
-        open_slots = int((grid.dayofweek < 5).sum())
-        return max(open_slots - int((clock.dt.dayofweek < 5).sum()), 0)
+    if session.kind == "fx":  # the calendar's slot numbers: the span in slots less the bars present
+        idx = fx_time_idx(ts.reset_index(drop=True), period)
+        return int(idx[-1] - idx[0] + 1 - len(ts))
     if trading is None:
         return 0
     grid = pd.DatetimeIndex(trading).asi8
