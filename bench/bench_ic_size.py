@@ -24,8 +24,8 @@ import pandas as pd
 from features.selection.filter_stage import nw_lag
 from features.selection.stats import time_series_ic
 from features.stationarity import is_level_name
-from pipelines.run_feature_screening import ID_COLUMNS
 from src.null_market import null_panel
+from utils.timeline import feature_columns
 
 TARGETS = (("target_logreturn", 1), ("target_binarytrend_h4", 4))
 
@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         panel = null_panel(args.bars, args.symbols, seed=100 + seed, period=args.period, calendar=args.calendar)
         panel = panel.sort_values(["timestamp", "symbol"], ignore_index=True)
-        feats = [c for c in panel.columns if c not in ID_COLUMNS and not c.startswith("target_")
-                 and not is_level_name(c) and panel[c].std() > 0]
+        feats = [c for c in feature_columns(panel) if not is_level_name(c) and panel[c].std() > 0]
         for target, h in TARGETS:
             m = panel[target].notna().to_numpy()
             res = time_series_ic(panel.loc[m, feats], panel.loc[m, target], panel["symbol"].to_numpy()[m],

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-KEYS = ["symbol", "period", "timestamp"]
+from utils.timeline import ROW_KEY
+
+KEYS = list(ROW_KEY)
 REGIME_COLUMNS = ["regime_vol_level", "regime_vol_pct", "regime_volume_z", "regime_momentum", "regime_atr_slope",
                   "regime_gap_high", "regime_gap_low", "regime_funding_slope", "regime_oi_slope"]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from src.market_data import PERIODS, check_periods
 from utils.config import bounded, from_mapping, load_config, parse_override
 from utils.errors import ConfigError
 from utils.loss_factory import check_loss
+from utils.timeline import PERIODS, check_periods
 
 KNOWN_FUTURE = ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos"]
 

@@ -15,18 +15,18 @@ overrides and its own log / checkpoint folder (``tft/wfKK``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from models.leaf_config import Leaf, load_leaf
 from models.prediction import PredictResult, load_expert, predict
 from models.window_dataset import read_table
-from src.market_data import period_delta
 from utils.errors import ConfigError
+from utils.timeline import embargo_bars, period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,20 @@ class Window:
         """Run tag (folder name)."""
         return f"wf{self.index:02d}"
 
-    def overrides(self) -> list[str]:
-        """``--set`` items that give a leaf this window's split."""
-        out = [f"split.train_end={self.train_end.isoformat()}", f"split.val_end={self.val_end.isoformat()}",
-               f"split.test_end={self.oof_end.isoformat()}"]
-        if self.train_start is not None:
-            out.append(f"split.train_start={self.train_start.isoformat()}")
-        return out
+    @property
+    def window_id(self) -> str:
+        """``train_window_id`` of its predictions: ``wfKK_<train start>-<train end>``."""
+        start = f"{self.train_start:%Y%m%dT%H%M}" if self.train_start is not None else "start"
+        return f"{self.tag}_{start}-{self.train_end:%Y%m%dT%H%M}"
+
+    def apply(self, leaf: Leaf) -> Leaf:
+        """``leaf`` trained on this window: its split dates, its own run folder and window id (a new Leaf)."""
+        m = leaf.model
+        split = dataclasses.replace(m.split, train_end=self.train_end.isoformat(), val_end=self.val_end.isoformat(),
+                                    test_end=self.oof_end.isoformat(),
+                                    train_start=None if self.train_start is None else self.train_start.isoformat())
+        meta = dataclasses.replace(m.meta, train_window_id=self.window_id)
+        return dataclasses.replace(leaf, model=dataclasses.replace(m, split=split, meta=meta), run_tag=self.tag)
 
 
 def walk_forward_windows(first: pd.Timestamp, last: pd.Timestamp, period: str, n_windows: int, val_days: int,
@@ -87,7 +94,7 @@ def leaf_windows(leaf: Leaf, table: pd.DataFrame) -> list[Window]:
     """The windows of ``leaf`` for its table (its period's rows)."""
     wf = leaf.model.walk_forward
     horizon = max(t.horizon for t in leaf.targets.targets)
-    bars = horizon if wf.embargo_bars is None else max(wf.embargo_bars, horizon)
+    bars = embargo_bars(wf.embargo_bars, horizon, f"{leaf.config_path}: walk_forward")
     ts = table.loc[table["period"] == leaf.model.period, "timestamp"]
     if ts.empty:
         raise ConfigError(f"{leaf.config_path}: no {leaf.model.period} rows in {leaf.model.data.path}")
@@ -105,20 +112,16 @@ def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
 
     base = load_leaf(config, overrides)
     with output_lock(base.ckpt_dir, wait, "walk-forward run of this leaf"):
-        return _windows(config, overrides, base)
+        return _windows(base)
 
 
-def _windows(config: str | Path, overrides: list[str] | None, base) -> list[PredictResult]:
+def _windows(base: Leaf) -> list[PredictResult]:
     from models.training import run
 
     table = read_table(base.model.data.path)
     results = []
     for win in leaf_windows(base, table):
-        span = f"{win.train_end:%Y%m%dT%H%M}"
-        start = f"{win.train_start:%Y%m%dT%H%M}" if win.train_start is not None else "start"
-        leaf = load_leaf(config, [*(overrides or []), *win.overrides(),
-                                  f"meta.train_window_id={win.tag}_{start}-{span}"])
-        leaf.run_tag = win.tag
+        leaf = win.apply(base)
         logger.info("walk-forward %s: train < %s, val < %s, OOF [%s, %s)", win.tag, win.train_end, win.val_end,
                     win.oof_start, win.oof_end)
         result = run(leaf, table=table)
@@ -127,8 +130,3 @@ def _windows(config: str | Path, overrides: list[str] | None, base) -> list[Pred
                                checkpoint=result.best_model_path))
     return results
 
-
-def label_intervals(timestamps: np.ndarray, horizon_bars: int, period: str) -> np.ndarray:
-    """``[start, end]`` of each row's label: from its decision bar to ``horizon`` bars later (int64 ns)."""
-    ts = pd.DatetimeIndex(timestamps).as_unit("ns").asi8
-    return np.stack([ts, ts + period_delta(period).value * horizon_bars], axis=1)

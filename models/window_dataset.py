@@ -15,6 +15,7 @@ training span only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,13 +28,12 @@ from torch.utils.data import Dataset, Sampler
 
 from features.stationarity import level_columns
 from models.leaf_config import Leaf
-from src.market_data import period_delta
 from utils.errors import ConfigError, DataError
 from utils.io import read_frame
+from utils.timeline import TimeSplit, as_utc, embargo_bars, feature_columns, period_delta, time_at_share
 
 logger = logging.getLogger(__name__)
 
-ID_COLUMNS = {"symbol", "period", "timestamp", "time_idx", "gap_before"}
 
 
 class FeatureScaler:
@@ -102,8 +102,7 @@ def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None
     """
     fs = leaf.model.features
     targets = {t.name for t in leaf.targets.targets}
-    numeric = [c for c in table.columns if c not in ID_COLUMNS and not c.startswith("target_")
-               and c not in targets and pd.api.types.is_numeric_dtype(table[c])]
+    numeric = feature_columns(table, exclude=targets)
     wanted = set(fs.include)
     if fs.selected_features_file:
         path = Path(fs.selected_features_file)
@@ -200,11 +199,35 @@ def _no_window_message(leaf: Leaf, table: pd.DataFrame, targets: list[str], enou
             f"Drop or fix those target columns")
 
 
-def _boundary(ts: pd.Series, value: float | str) -> pd.Timestamp:
-    if isinstance(value, str):
-        return pd.Timestamp(value, tz="UTC") if pd.Timestamp(value).tzinfo is None else pd.Timestamp(value)
-    uniq = np.sort(ts.unique())
-    return pd.Timestamp(uniq[min(int(len(uniq) * value), len(uniq) - 1)])
+def _edge(ts: pd.Series, value: float | str | None) -> pd.Timestamp | None:
+    if value is None or isinstance(value, str):
+        return None if value is None else as_utc(value)
+    return time_at_share(ts, value)
+
+
+def resolve_split(leaf: Leaf, ts: pd.Series) -> Leaf:
+    """``leaf`` with its fractional split bounds replaced by the dates they give on ``ts`` (the leaf's timeline).
+
+    Called once when a run loads its table, so the dates are fixed from then on (stored in the checkpoint and in
+    ``config_snapshot.yaml``): appending data does not move a resumed or re-predicted split.
+    """
+    sp = leaf.model.split
+    dates = {k: _edge(ts, getattr(sp, k)).isoformat() for k in ("train_end", "val_end")
+             if not isinstance(getattr(sp, k), str)}
+    if not dates:
+        return leaf
+    model = dataclasses.replace(leaf.model, split=dataclasses.replace(sp, **dates))
+    return dataclasses.replace(leaf, model=model)
+
+
+def leaf_time_split(leaf: Leaf, ts: pd.Series) -> TimeSplit:
+    """The leaf's train / val / test spans as one :class:`~utils.timeline.TimeSplit` (purge by the longest target
+    horizon, the shared embargo rule)."""
+    sp = leaf.model.split
+    horizon = max(t.horizon for t in leaf.targets.targets)
+    edges = (_edge(ts, sp.train_start), _edge(ts, sp.train_end), _edge(ts, sp.val_end), _edge(ts, sp.test_end))
+    return TimeSplit(edges, leaf.model.period, horizon, embargo_bars(sp.embargo_bars, horizon, str(leaf.config_path)),
+                     ("train", "val", "test"))
 
 
 @dataclass
@@ -230,6 +253,7 @@ class WindowData:
     decoder_length: int
     train_window: tuple[str, str] = ("", "")  # first and last decision bar of the training span
     excluded_levels: dict[str, str] | None = None  # prefix-selected level columns left out, with reasons
+    time_split: TimeSplit | None = None  # the spans the split indices come from
 
 
 def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
@@ -272,24 +296,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     L, H = m.window.encoder_length, m.window.max_prediction_length
     step = period_delta(m.period)
     ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")
-    train_end = _boundary(table["timestamp"], m.split.train_end)
-    val_end = _boundary(table["timestamp"], m.split.val_end)
-    horizon = max(t.horizon for t in leaf.targets.targets)
-    bars = horizon if m.split.embargo_bars is None else m.split.embargo_bars
-    if bars < horizon:
-        logger.warning("%s: split.embargo_bars %d is shorter than the longest target horizon %d; using %d",
-                       leaf.config_path, bars, horizon, horizon)
-        bars = horizon
-    embargo = step * bars
-    # A sample's targets reach horizon bars past t: keep them inside their own span (purge).
-    reach = ts + step * horizon
-    in_train = reach < train_end
-    if m.split.train_start:
-        in_train &= ts >= _boundary(table["timestamp"], m.split.train_start)
-    in_val = (ts >= train_end + embargo) & (reach < val_end)
-    in_test = ts >= val_end + embargo
-    if m.split.test_end:
-        in_test &= ts < _boundary(table["timestamp"], m.split.test_end)
+    time_split = leaf_time_split(leaf, table["timestamp"])
+    spans = time_split.masks(ts)
+    in_train, in_val, in_test = spans["train"], spans["val"], spans["test"]
 
     selected, excluded = select_features(table, leaf, np.flatnonzero(np.asarray(in_train)), levels)
     if features is not None and selected != features:
@@ -311,7 +320,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
               "test": np.flatnonzero(valid & in_test), "predict_test": np.flatnonzero(enough_history & in_test),
               "predict_all": np.flatnonzero(enough_history)}
     if splits["train"].size == 0:
-        raise DataError(_no_window_message(leaf, table, targets, enough_history, in_train, train_end))
+        raise DataError(_no_window_message(leaf, table, targets, enough_history, in_train, time_split.edges[1]))
 
     if scalers:
         fx, fy = FeatureScaler.from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
@@ -340,7 +349,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
-        excluded_levels=excluded,
+        excluded_levels=excluded, time_split=time_split,
     )
 
 

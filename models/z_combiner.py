@@ -43,12 +43,19 @@ from sklearn.preprocessing import StandardScaler
 
 from metrics.calibration import RANK_KEEPING_SLOPE, brier_score, ece, make_calibrator
 from models.outputs import PREDICTION_COLUMNS, PREDICTION_DTYPES, utc_stamp
-from src.generate_targets_auto import horizon_of
-from src.market_data import check_periods, period_delta
 from utils.config import bounded, load_config
 from utils.errors import ConfigError, DataError
 from utils.eval_report import eval_report
 from utils.io import write_csv, write_json, write_parquet
+from utils.timeline import (
+    TimeSplit,
+    check_periods,
+    embargo_bars,
+    expanding_splits,
+    horizon_of,
+    period_delta,
+    time_at_share,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,16 +150,11 @@ def prepare(z: pd.DataFrame, cfg: ZConfig) -> ZData:
     return ZData(rows, inputs, experts, rows[cfg.target].to_numpy(dtype=np.float64), X)
 
 
-def purged_split(ts: pd.Series, start: pd.Timestamp, horizon: int, embargo: int, period: str,
-                 end: pd.Timestamp | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(fit rows, eval rows): fit labels end before ``start``; eval rows start ``embargo`` bars later."""
-    step = period_delta(period)
-    t = pd.DatetimeIndex(ts)
-    fit = np.flatnonzero(t + step * horizon < start)
-    ev = t >= start + step * max(embargo, horizon)
-    if end is not None:
-        ev &= t + step * horizon < end  # the eval block's labels stay inside it too
-    return fit, np.flatnonzero(ev)
+def holdout_split(ts: pd.Series, cfg: ZConfig) -> TimeSplit:
+    """Fit span before the hold-out share of the timeline, hold-out after the embargo (the shared rule)."""
+    h = horizon_of(cfg.target)
+    start = time_at_share(ts, 1 - cfg.split.holdout_fraction)
+    return TimeSplit.two_way(start, cfg.period, h, embargo_bars(cfg.split.embargo_bars, h, "Z-Combiner split"))
 
 
 def _estimator(cfg: ZConfig):
@@ -189,18 +191,15 @@ class ZCombiner:
         """Fit on rows of the fit span only (``ts``: their decision timestamps)."""
         cfg = self.cfg
         h = horizon_of(cfg.target)
-        emb = cfg.split.embargo_bars if cfg.split.embargo_bars is not None else h
+        emb = embargo_bars(cfg.split.embargo_bars, h, "Z-Combiner split")
         self.calibrator_ = None
         self.inner_folds_: list[tuple[int, int]] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if cfg.mode == "classification" and cfg.calibration != "none":
-                uniq = np.sort(pd.DatetimeIndex(ts).unique())
-                edges = [pd.Timestamp(uniq[int(len(uniq) * j / (cfg.split.n_folds + 1))])
-                         for j in range(1, cfg.split.n_folds + 1)] + [None]
                 oof_logit, oof_y = [], []
-                for j in range(cfg.split.n_folds):
-                    tr, ev = purged_split(ts, edges[j], h, emb, cfg.period, edges[j + 1])
+                for fold in expanding_splits(ts, cfg.split.n_folds, cfg.period, h, emb):
+                    tr, ev = fold.indices(ts).values()
                     if len(tr) < 50 or len(ev) == 0 or len(np.unique(y[tr])) < 2:
                         continue
                     m = _estimator(cfg).fit(X[tr], y[tr])
@@ -359,11 +358,8 @@ def train_z(cfg: ZConfig, z: pd.DataFrame | None = None) -> ZResult:
         z = pd.read_parquet(cfg.data_path)
     data = prepare(z, cfg)
     ts = pd.to_datetime(data.frame["timestamp"], utc=True)
-    h = horizon_of(cfg.target)
-    emb = cfg.split.embargo_bars if cfg.split.embargo_bars is not None else h
-    uniq = np.sort(ts.unique())
-    start = pd.Timestamp(uniq[int(len(uniq) * (1 - cfg.split.holdout_fraction))])
-    fit, hold = purged_split(ts, start, h, emb, cfg.period)
+    split = holdout_split(ts, cfg)
+    fit, hold = split.indices(ts).values()
     if len(fit) < 200 or len(hold) < 50:
         raise DataError(f"{cfg.data_path}: {len(fit)} fit rows and {len(hold)} hold-out rows after the purge; "
                         f"need >= 200 and >= 50 (lower split.holdout_fraction or produce more OOF predictions)")

@@ -35,11 +35,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.regime_core import REGIME_COLUMNS, regime_features
-from src.market_data import period_delta
 from utils.errors import DataError, ProjectError
 from utils.io import read_frame, write_csv, write_parquet
 from utils.locks import output_lock
 from utils.paths import rebase
+from utils.timeline import period_delta
 
 logger = logging.getLogger(__name__)
 

@@ -46,15 +46,14 @@ from features.selection.filter_stage import FilterStage, TargetInfo, drop_reason
 from features.selection.stats import correlation_clusters
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
-from src.market_data import PERIODS, check_periods, period_delta
 from utils.errors import ConfigError, DataError, ProjectError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
 from utils.locks import output_lock
 from utils.paths import rebase
+from utils.timeline import PERIODS, TimeSplit, check_periods, embargo_bars, feature_columns, time_at_share
 
 logger = logging.getLogger(__name__)
 
-ID_COLUMNS = {"symbol", "period", "timestamp", "time_idx", "gap_before"}
 
 
 @dataclass
@@ -96,13 +95,9 @@ def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon:
     """(training part, outer span): training labels end before the outer span starts."""
     o = cfg.splits.outer
     ts = pd.to_datetime(frame["timestamp"], utc=True)
-    if o.mode == "days":
-        start = ts.max() - pd.Timedelta(days=o.days)
-    else:
-        uniq = np.sort(ts.unique())
-        start = pd.Timestamp(uniq[int(len(uniq) * (1 - o.ratio))])
-    train = frame[(ts + period_delta(period) * horizon < start).to_numpy()]
-    outer = frame[(ts >= start).to_numpy()]
+    start = ts.max() - pd.Timedelta(days=o.days) if o.mode == "days" else time_at_share(ts, 1 - o.ratio)
+    fit, held = TimeSplit.two_way(start, period, horizon, embargo_bars(None, horizon)).masks(ts).values()
+    train, outer = frame[fit], frame[held]
     if len(train) < 500:
         raise DataError(f"{source}: only {len(train)} {period} training rows before the outer span ({start}); "
                         f"need >= 500: shorten splits.outer")
@@ -120,9 +115,7 @@ def period_data(table: pd.DataFrame, modality: str, period: str, targets: list[T
     if missing:
         raise DataError(f"{where}: target column(s) {missing} missing; the expert's targets.yaml names them")
     target_names = {t.name for t in targets}
-    features = [c for c in frame.columns if c not in ID_COLUMNS and not c.startswith("target_")
-                and c not in target_names and pd.api.types.is_numeric_dtype(frame[c])
-                and not pd.api.types.is_bool_dtype(frame[c])]
+    features = feature_columns(frame, exclude=target_names)
     train, outer = outer_split(frame, cfg, period, max(t.horizon for t in targets), where)
     return PeriodData(modality, period, train, outer, features)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from src.market_data import check_periods
 from utils.config import bounded
 from utils.errors import ConfigError
+from utils.timeline import check_periods
 
 DEFAULT_CONFIG = "configs/data/build_full_merged.yaml"
 #: A gap longer than this many bars of the period starts a new segment (indicators warm up again).

@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from src.build_config import DEFAULT_CONFIG, BuildConfig
 from src.generate_targets_auto import convert_selected_periods_to_csv
-from src.indicating import LONGEST_WINDOW, feature_columns, indicating_main
+from src.indicating import LONGEST_WINDOW, indicating_main, indicator_columns
 from src.market_calendar import MarketSession, assign_time_idx, calendar_missing, detect_session
-from src.market_data import discover_raw, ingest_price_bars, period_delta, resample_ohlcv, suspect_ticks
+from src.market_data import discover_raw, ingest_price_bars, resample_ohlcv, suspect_ticks
 from src.merging import BAD_TICKS, INGEST_REPORT, MANIFEST, merged_main
 from src.synthetic_market import MarketSpec, generate
 from utils.cli import guarded
@@ -40,6 +40,7 @@ from utils.errors import DataError, ProjectError
 from utils.io import Generation, remove_stale, write_csv, write_json
 from utils.locks import output_lock
 from utils.logging_setup import configure_logging
+from utils.timeline import period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def _build(cfg: BuildConfig) -> pd.DataFrame:
     symbols = sorted({s for p in panels.values() for s in p["symbol"].unique()})
     merged = _write_generation(cfg, periods, panels, symbols, report, ticks, session)
     logger.info("done in %.1f s: %d rows, %d feature columns, periods %s, %d symbols",
-                time.perf_counter() - started, len(merged), len(feature_columns(merged)), periods, len(symbols))
+                time.perf_counter() - started, len(merged), len(indicator_columns(merged)), periods, len(symbols))
     return merged
 
 

@@ -42,6 +42,7 @@ from src.fuse_config import (
     PublicationLagHours,
 )
 from src.market_data import (
+    OHLCV,
     RawInventory,
     discover_raw,
     infer_period,
@@ -49,7 +50,6 @@ from src.market_data import (
     load_funding,
     load_klines,
     load_metrics,
-    period_delta,
 )
 from src.merging import read_manifest
 from utils.cli import guarded
@@ -58,11 +58,12 @@ from utils.errors import ConfigError, DataError
 from utils.io import atomic_dir, remove_stale, write_csv
 from utils.locks import output_lock
 from utils.paths import rebase
+from utils.timeline import ID_COLUMNS, ROW_KEY, SERIES_KEY, period_delta, target_columns
 
 logger = logging.getLogger(__name__)
 
-KEYS = ["symbol", "period"]
-CORE_COLUMNS = ["symbol", "period", "timestamp", "time_idx", "gap_before", "open", "high", "low", "close", "volume"]
+KEYS = list(SERIES_KEY)
+CORE_COLUMNS = [*ID_COLUMNS, *OHLCV]
 FULL_NAME = "full_merged_with_fundamentals.csv"
 
 
@@ -83,7 +84,7 @@ def read_base_panel(base_csv: str | Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: base panel lacks column(s) {missing}")
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    dup = frame.duplicated(["symbol", "period", "timestamp"])
+    dup = frame.duplicated(list(ROW_KEY))
     if dup.any():
         first = frame.loc[dup].iloc[0]
         raise DataError(f"{path}: {int(dup.sum())} duplicated (symbol, period, timestamp) rows, first "
@@ -412,7 +413,7 @@ def _write_dataset(out_dir: Path, table: pd.DataFrame, fused: list[str], summary
                    post: PostConvert) -> None:
     """Write every output into a staging folder, then swap it in as a whole."""
     slim_cols = [c for c in CORE_COLUMNS if c in table.columns] + fused + \
-        [c for c in table.columns if c.startswith("target_")]
+        target_columns(table)
     for path in remove_stale(out_dir.parent):
         logger.info("removed the leftover %s of an earlier, interrupted run", path)
     with atomic_dir(out_dir) as tmp:
@@ -441,7 +442,7 @@ def _check_output(table: pd.DataFrame, name: str, fused: list[str]) -> None:
         raise DataError(f"dataset {name}: no rows left after the missing-ratio / intersect policies; relax "
                         f"max_missing_ratio or the no_nan_policy columns (see dataset_group_summary.csv of a "
                         f"looser run)")
-    if table.duplicated(["symbol", "period", "timestamp"]).any():
+    if table.duplicated(list(ROW_KEY)).any():
         raise DataError(f"dataset {name}: duplicated (symbol, period, timestamp) rows after fusion")
     order = table.groupby(KEYS, sort=False)["timestamp"].diff().dropna()
     if (order <= pd.Timedelta(0)).any():
@@ -523,7 +524,7 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
     result.audit += [{"source": g, "symbol": sym, "period": "*", "status": "skipped: no raw files"}
                      for sym, groups in skipped.items() for g in groups]
     fused_cols = list(result.columns)
-    targets = [c for c in base.columns if c.startswith("target_")]
+    targets = target_columns(base)
     table = pd.concat([base.drop(columns=targets), pd.DataFrame(result.columns, index=base.index),
                        base[targets]], axis=1)
     stale_per_row = pd.Series(result.stale, index=base.index)

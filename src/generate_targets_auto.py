@@ -15,7 +15,6 @@ Horizon 1 keeps the bare names above; longer horizons get a ``_h<h>`` suffix
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,25 +25,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from src.market_calendar import horizon_valid
 from utils.errors import DataError
 from utils.io import write_csv
+from utils.timeline import target_name
 
 logger = logging.getLogger(__name__)
 
-TARGET_KINDS = ("logreturn", "binarytrend", "vol", "drawdown")
 DEFAULT_HORIZONS = (1, 4, 24)
 TARGETED_DIR = Path("data/crypto_targeted_and_indicated")
-
-
-def target_name(kind: str, horizon: int) -> str:
-    """Column name of a target: ``target_<kind>`` for horizon 1, else ``target_<kind>_h<h>``."""
-    if kind not in TARGET_KINDS:
-        raise DataError(f"unknown target kind {kind!r}; valid kinds: {list(TARGET_KINDS)}")
-    return f"target_{kind}" if horizon == 1 else f"target_{kind}_h{horizon}"
-
-
-def horizon_of(target: str) -> int:
-    """Bars of a target name, the inverse of :func:`target_name` (``_h4`` -> 4; bare -> 1)."""
-    m = re.search(r"_h(\d+)$", target)
-    return int(m.group(1)) if m else 1
 
 
 def _drawdown_ahead(close: np.ndarray, h: int) -> np.ndarray:

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from src import indicators as ind
+from src.market_data import EXTRA_BAR_COLUMNS
 from utils.errors import DataError
+from utils.timeline import feature_columns
 
 NORM_WINDOW = 48
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -303,8 +305,6 @@ def indicating_main(tf: str, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.Data
     return pd.concat(parts, ignore_index=True)
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
+def indicator_columns(frame: pd.DataFrame) -> list[str]:
     """Columns of ``frame`` produced by :func:`compute_features` (not ids, bars or targets)."""
-    skip = {"symbol", "period", "timestamp", "time_idx", "gap_before", *PRICE_COLUMNS,
-            "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume"}
-    return [c for c in frame.columns if c not in skip and not c.startswith("target_")]
+    return feature_columns(frame, exclude=[*PRICE_COLUMNS, *EXTRA_BAR_COLUMNS])

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from src.market_calendar import MarketSession, expected_sub_bars, session_clock
-from utils.errors import ConfigError, DataError
+from utils.errors import DataError
+from utils.timeline import PERIODS, period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -42,23 +43,7 @@ KLINE_COLUMNS = [
 # Optional kline columns carried into the panel when present.
 EXTRA_BAR_COLUMNS = ["quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume"]
 TIME_ALIASES = ("timestamp", "date", "datetime", "time", "open_time")
-PERIODS = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "2h": "2h",
-           "4h": "4h", "6h": "6h", "12h": "12h", "1d": "1D"}
 _TABLE_SUFFIXES = (".csv", ".zip", ".parquet", ".pq")
-
-
-def check_periods(key: str, value: str | list[str]) -> None:
-    """Raise a ``ConfigError`` naming ``key`` when a config's period label (or list of them) is unknown."""
-    bad = [p for p in ([value] if isinstance(value, str) else value) if p not in PERIODS]
-    if bad:
-        raise ConfigError(f"key {key!r} = {value!r}: unknown period(s) {bad}; valid periods: {list(PERIODS)}")
-
-
-def period_delta(period: str) -> pd.Timedelta:
-    """Length of a period label such as ``'1h'``, ``'4h'`` or ``'1d'``."""
-    if period not in PERIODS:
-        raise DataError(f"unknown period {period!r}; valid periods: {list(PERIODS)}")
-    return pd.Timedelta(PERIODS[period])
 
 
 #: Native bar spacings the build accepts: the periods themselves and spacings that resample to them.

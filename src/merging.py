@@ -12,12 +12,12 @@ import pandas as pd
 from src.generate_targets_auto import TARGETED_DIR
 from utils.errors import DataError
 from utils.io import read_csv_fast, write_csv, write_parquet, write_pickle
+from utils.timeline import ID_COLUMNS, target_columns
 
 logger = logging.getLogger(__name__)
 
 MERGED_CSV = Path("data/merged/full_merged.csv")
 MERGED_PKL = Path("data/pkl_merged/full_merged.pkl")
-ID_COLUMNS = ["symbol", "period", "timestamp", "time_idx", "gap_before"]
 #: Written beside the merged CSV by each build.
 MANIFEST = "build_manifest.json"
 INGEST_REPORT = "ingest_report.csv"
@@ -51,7 +51,7 @@ def discover_symbols(source_dir: str | Path, period: str) -> list[str]:
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Ids first, then every other column in its existing order, targets last."""
     ids = [c for c in ID_COLUMNS if c in frame.columns]
-    targets = [c for c in frame.columns if c.startswith("target_")]
+    targets = target_columns(frame)
     rest = [c for c in frame.columns if c not in ids and c not in targets]
     return frame[ids + rest + targets]
 

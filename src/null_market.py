@@ -26,7 +26,7 @@ from scipy import signal
 from src.generate_targets_auto import make_targets
 from src.indicating import indicating_main
 from src.market_calendar import assign_time_idx
-from src.market_data import period_delta
+from utils.timeline import period_delta
 
 VOL_PERSISTENCE = 0.985  # log-variance AR coefficient per bar (half-life ~46 bars)
 VOL_OF_VOL = 0.12

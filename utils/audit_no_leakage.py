@@ -30,9 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.generate_targets_auto import horizon_of
-from src.market_data import period_delta
 from utils.errors import DataError, ProjectError
+from utils.timeline import feature_columns, horizon_of, period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ logger = logging.getLogger(__name__)
 # shorter ones come from exchange outages plus the encoder warm-up after them (about 65 bars at 1h).
 DEFAULT_GAP_BARS = {"1m": 10080, "5m": 2016, "15m": 672, "30m": 336, "1h": 168, "4h": 42, "1d": 7}
 LEAK_TARGETS = ("target_logreturn", "target_binarytrend")
-NOT_FEATURES = {"symbol", "period", "time_idx", "timestamp"}
 
 
 @dataclass
@@ -106,8 +104,7 @@ def check_late_predictions(z: pd.DataFrame) -> Check:
 def check_leak_correlation(z: pd.DataFrame, max_abs_corr: float) -> Check:
     """Features implausibly correlated with return / direction targets."""
     targets = [c for c in z.columns if c.startswith(LEAK_TARGETS)]
-    feats = [c for c in z.columns if c not in NOT_FEATURES and not c.startswith("target_")
-             and pd.api.types.is_numeric_dtype(z[c]) and not pd.api.types.is_bool_dtype(z[c])]
+    feats = feature_columns(z)
     if not targets or not feats:
         return Check("leak_correlation", True, "no return/direction target or no numeric feature to test")
     ranks = z[feats + targets].rank()

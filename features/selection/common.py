@@ -10,29 +10,23 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from utils.timeline import expanding_splits
+
 logger = logging.getLogger(__name__)
 
 
-def purged_folds(ts: pd.Series, n_folds: int, horizon: pd.Timedelta, embargo: pd.Timedelta,
-                 purge: pd.Timedelta | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Expanding time folds: test block ``j`` follows every training row's label by ``purge`` + ``embargo``.
+def purged_folds(ts: pd.Series, n_folds: int, period: str, horizon: int,
+                 embargo: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit rows, test rows) of each :func:`utils.timeline.expanding_splits` fold that has both.
 
-    The timeline is cut into ``n_folds + 1`` equal blocks; fold ``j`` tests on block ``j + 1`` (rows from
-    the block start + embargo whose labels end inside the block) and trains on rows whose label
-    interval ``[t, t + horizon]`` ends ``purge`` (default: nothing extra) before the block starts.
+    The timeline is cut into ``n_folds + 1`` equal blocks; fold ``j`` tests on block ``j + 1`` from its start +
+    ``embargo`` bars and fits on rows whose labels (``horizon`` bars) are known before the block starts.
     """
-    t = pd.DatetimeIndex(ts)
-    uniq = np.sort(t.unique())
-    edges = [pd.Timestamp(uniq[int(len(uniq) * j / (n_folds + 1))]) for j in range(1, n_folds + 1)]
-    edges.append(pd.Timestamp(uniq[-1]) + pd.Timedelta(1, "ns"))
-    extra = purge or pd.Timedelta(0)
     folds = []
-    for j in range(n_folds):
-        start, end = edges[j], edges[j + 1]
-        train = np.flatnonzero(t + horizon + extra < start)
-        test = np.flatnonzero((t >= start + embargo) & (t + horizon < end))
-        if len(train) and len(test):
-            folds.append((train, test))
+    for split in expanding_splits(ts, n_folds, period, horizon, embargo):
+        fit, test = split.indices(ts).values()
+        if len(fit) and len(test):
+            folds.append((fit, test))
     return folds
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from src.market_data import check_periods
 from utils.config import bounded, load_config
 from utils.errors import ConfigError
+from utils.timeline import check_periods
 
 
 @dataclass

@@ -36,7 +36,7 @@ from features.selection.common import (
     time_permutation,
 )
 from features.selection.config import TreePermSection
-from src.market_data import period_delta
+from utils.timeline import embargo_bars
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class TreePermStage:
     def __init__(self, cfg: TreePermSection, period: str, horizon: int, seed: int = 0) -> None:
         self.cfg, self.period, self.horizon, self.seed = cfg, period, horizon, seed
         self.block_len = cfg.block_len_by_period.get(period, 48)
-        self.embargo = cfg.embargo_bars if cfg.embargo_bars is not None else horizon
+        self.embargo = embargo_bars(cfg.embargo_bars, horizon, "tree_perm")
         self.purge = cfg.purge_bars if cfg.purge_bars is not None else horizon
         self.importances_: pd.DataFrame | None = None
 
@@ -59,9 +59,9 @@ class TreePermStage:
         if len(part) > self.cfg.sample_cap:  # keep the latest contiguous span: permutations need whole series
             cut = part["timestamp"].sort_values().iloc[len(part) - self.cfg.sample_cap]
             part = part[(part["timestamp"] >= cut).to_numpy()]
-        step = period_delta(self.period)
-        folds = purged_folds(part["timestamp"], self.cfg.folds, step * self.horizon, step * self.embargo,
-                             step * max(self.purge - self.horizon, 0))
+        # purge_bars longer than the label horizon purges more: the folds' fit labels end that much earlier
+        folds = purged_folds(part["timestamp"], self.cfg.folds, self.period, max(self.purge, self.horizon),
+                             self.embargo)
         units = self._units(features, clusters)
         deltas: dict[tuple[str, str], list[float]] = {}
         gains = np.zeros(len(features))

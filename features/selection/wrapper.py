@@ -24,7 +24,6 @@ import pandas as pd
 
 from features.selection.common import fit_tree, gain_importance, model_score, purged_folds
 from features.selection.config import WrapperSection
-from src.market_data import period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +60,7 @@ class WrapperStage:
             part = part.iloc[len(part) - cap:]  # the latest contiguous span keeps the folds' time order
         X = part[features].to_numpy(dtype=np.float64)
         y = part[target].to_numpy(dtype=np.float64)
-        step = period_delta(self.period)
-        folds = purged_folds(part["timestamp"], self.cfg.folds, step * self.horizon, step * self.horizon)
+        folds = purged_folds(part["timestamp"], self.cfg.folds, self.period, self.horizon, self.horizon)
         if not features or not folds:
             self.selected_ = list(features)
             return self

@@ -24,7 +24,7 @@ def test_no_training_label_interval_meets_an_evaluation_one(leaf_path):
     windows = leaf_windows(leaf, table)
     assert len(windows) == 2 and windows[0].oof_end == windows[1].oof_start
     for win in windows:
-        data = build_window_data(load_leaf(leaf_path, WF + win.overrides()), table)
+        data = build_window_data(win.apply(leaf), table)
         tr_start, tr_end = _intervals(data, data.splits["train"], h)
         va_start, va_end = _intervals(data, data.splits["val"], h)
         oof_start, _ = _intervals(data, data.splits["predict_test"], h)
@@ -33,13 +33,15 @@ def test_no_training_label_interval_meets_an_evaluation_one(leaf_path):
         assert oof_start.min() >= win.oof_start.value and oof_start.max() < win.oof_end.value
 
 
-def test_window_layout_errors():
+def test_window_layout_errors(leaf_path):
     first, last = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
     with pytest.raises(ConfigError, match="key 'walk_forward' = 5 windows x 30 OOF days"):
         walk_forward_windows(first, last, "1h", 5, 10, 30, 4)
     wins = walk_forward_windows(first, last, "1h", 2, 5, 7, 4, train_days=20)
     assert wins[0].train_start == wins[0].train_end - pd.Timedelta(days=20)
-    assert any(o.startswith("split.train_start=") for o in wins[0].overrides())
+    leaf = wins[0].apply(load_leaf(leaf_path))
+    assert leaf.model.split.train_start == wins[0].train_start.isoformat() and leaf.run_tag == "wf00"
+    assert leaf.model.meta.train_window_id.startswith("wf00_")
 
 
 def test_oof_command_writes_tagged_out_of_fold_predictions(leaf_path):

@@ -57,7 +57,7 @@ def test_splits_are_ordered_with_embargo(leaf):
 def test_embargo_is_at_least_the_longest_horizon(leaf_path, caplog):
     short = build_window_data(load_leaf(leaf_path, ["split.embargo_bars=1"]))
     default = build_window_data(load_leaf(leaf_path))
-    assert "shorter than the longest target horizon 4" in caplog.text
+    assert "embargo_bars 1 is shorter than the label horizon 4" in caplog.text
     np.testing.assert_array_equal(short.splits["val"], default.splits["val"])
     longer = build_window_data(load_leaf(leaf_path, ["split.embargo_bars=10"]))
     assert longer.timestamp[longer.splits["val"]].min() > default.timestamp[default.splits["val"]].min()

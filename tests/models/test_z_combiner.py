@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.z_combiner import ZConfig, ZSplit, load_z_config, purged_split, train_z
+from models.z_combiner import ZConfig, ZSplit, holdout_split, load_z_config, train_z
 from tests.conftest import make_z_table
 from utils.errors import ConfigError, DataError
 
@@ -83,20 +83,17 @@ def test_regression_mode(tmp_path):
     assert set(result.table.columns) == {"model", "rmse"}
 
 
-def test_no_label_interval_of_fit_rows_meets_an_evaluation_label_interval():
-    """Property: for every split the Z-Combiner uses, fit labels [t, t+h] and eval labels never intersect."""
-    rng = np.random.default_rng(0)
+def test_holdout_uses_the_shared_split_rule(tmp_path):
+    """The hold-out split is the timeline's TimeSplit: fit labels are known before the hold-out starts, which
+    begins an embargo (>= the horizon) after the boundary."""
     ts = pd.Series(pd.date_range("2024-01-01", periods=2000, freq="h", tz="UTC")).sample(frac=1, random_state=1)
-    for _ in range(50):
-        h, emb = int(rng.integers(1, 30)), int(rng.integers(0, 40))
-        start = ts.min() + pd.Timedelta(hours=int(rng.integers(100, 1800)))
-        end = start + pd.Timedelta(hours=int(rng.integers(50, 400)))
-        fit, ev = purged_split(ts, start, h, emb, "1h", end)
-        if len(fit) == 0 or len(ev) == 0:
-            continue
-        fit_end = ts.iloc[fit].max() + pd.Timedelta(hours=h)
-        assert fit_end < ts.iloc[ev].min()  # the latest fit label ends before the first eval label starts
-        assert (ts.iloc[ev] + pd.Timedelta(hours=h) < end).all()
+    cfg = _cfg(tmp_path, target="target_binarytrend_h4", split=ZSplit(holdout_fraction=0.3, embargo_bars=2))
+    split = holdout_split(ts, cfg)
+    fit, hold = split.indices(ts).values()
+    boundary = split.edges[1]
+    assert split.embargo == 4  # never shorter than the 4-bar horizon
+    assert (ts.iloc[fit] + pd.Timedelta(hours=5) <= boundary).all()
+    assert ts.iloc[hold].min() == boundary + pd.Timedelta(hours=4)
 
 
 def test_config_errors(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from src.build_full_merged import main
-from src.indicating import feature_columns
+from src.indicating import indicator_columns
 from tests.conftest import make_bars
 
 
@@ -39,7 +39,7 @@ def test_smoke_generates_synthetic_market_and_builds_panel(tmp_path, caplog):
     merged = _merged(tmp_path)
     assert list(merged.columns[:5]) == ["symbol", "period", "timestamp", "time_idx", "gap_before"]
     assert set(merged["period"]) == {"1h", "4h", "1d"} and merged["symbol"].nunique() == 2
-    assert len(feature_columns(merged)) >= 150
+    assert len(indicator_columns(merged)) >= 150
     assert {"target_binarytrend", "target_logreturn_h24", "target_drawdown_h4"} <= set(merged.columns)
     pkl = pd.read_pickle(tmp_path / "pkl" / "full_merged.pkl")
     pd.testing.assert_frame_equal(pkl, merged)

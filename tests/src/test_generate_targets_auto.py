@@ -2,10 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.generate_targets_auto import convert_selected_periods_to_csv, horizon_of, make_targets, target_name
+from src.generate_targets_auto import convert_selected_periods_to_csv, make_targets
 from src.market_calendar import assign_time_idx
 from tests.conftest import make_bars
 from utils.errors import DataError
+from utils.timeline import horizon_of, target_name
 
 
 def _panel(bars, symbol="A"):

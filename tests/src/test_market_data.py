@@ -200,7 +200,7 @@ def test_binary_garbage_is_a_data_error(tmp_path):
 
 
 def test_period_helpers_errors():
-    from src.market_data import period_delta
+    from utils.timeline import period_delta
 
     with pytest.raises(DataError, match=r"unknown period '7x'; valid periods"):
         period_delta("7x")

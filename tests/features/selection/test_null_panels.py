@@ -9,7 +9,7 @@ from features.selection.aggregate import evidence_table
 from features.selection.config import FilterParams
 from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.stats import time_series_ic
-from pipelines.run_feature_screening import ID_COLUMNS
+from utils.timeline import feature_columns
 
 DIRECTION = [TargetInfo("target_logreturn", "regression", 1, "ic"),
              TargetInfo("target_binarytrend", "classification", 1, "ic"),
@@ -18,7 +18,7 @@ VOL = TargetInfo("target_vol", "regression", 1, "ic")
 
 
 def _features(panel):
-    return [c for c in panel.columns if c not in ID_COLUMNS and not c.startswith("target_")]
+    return feature_columns(panel)
 
 
 NULL_SHAPES = [(3000, 1, "1h", "24/7", 0), (1500, 3, "1h", "24/7", 1), (1200, 10, "1h", "24/7", 2),

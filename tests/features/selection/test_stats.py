@@ -57,13 +57,13 @@ def test_correlation_clusters_group_near_copies():
     assert cl["a"] == cl["a2"] == cl["a3"] != cl["b"]
 
 
-def test_purged_folds_never_share_label_intervals():
+def test_purged_folds_drop_empty_folds_and_keep_the_timeline_rule():
     ts = pd.Series(pd.date_range("2024-01-01", periods=3000, freq="h", tz="UTC")).repeat(2).reset_index(drop=True)
-    for h, emb in ((1, 1), (24, 24), (4, 10)):
-        folds = purged_folds(ts, 4, pd.Timedelta(hours=h), pd.Timedelta(hours=emb))
-        assert len(folds) == 4
-        for train, test in folds:
-            assert ts[train].max() + pd.Timedelta(hours=h) < ts[test].min()
+    folds = purged_folds(ts, 4, "1h", 4, 10)
+    assert len(folds) == 4
+    for train, test in folds:
+        assert ts[train].max() + pd.Timedelta(hours=5) <= ts[test].min() - pd.Timedelta(hours=10)
+    assert purged_folds(ts.iloc[:3], 4, "1h", 4, 10) == []
 
 
 def test_time_permutations_move_persistent_series_far():
