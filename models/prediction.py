@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from models.checkpoints import checkpoint_outcome
 from models.leaf_config import Leaf
 from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, make_loader, read_table
@@ -50,13 +51,11 @@ def precision_for(leaf: Leaf) -> str:
 
 def resolve_checkpoint(leaf: Leaf, which: str = "best") -> Path:
     """``best`` (recorded in ``last.ckpt``), ``last``, or an explicit ``.ckpt`` path."""
-    from models.training import _checkpoint_outcome
-
     if which not in ("best", "last"):
         path = Path(which)
     else:
         last = leaf.ckpt_dir / "last.ckpt"
-        best, _ = _checkpoint_outcome(last)
+        best, _ = checkpoint_outcome(last)
         path = Path(best) if which == "best" and best else last
     if not path.is_file():
         raise ConfigError(f"--ckpt {which}: checkpoint {path} not found; train the leaf first "

@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from models.checkpoints import checkpoint_outcome
 from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
@@ -266,7 +267,7 @@ def _warm_source(leaf: Leaf) -> Path:
         path = src
     else:
         last = load_leaf(src).ckpt_dir / "last.ckpt"
-        best, _ = _checkpoint_outcome(last)
+        best, _ = checkpoint_outcome(last)
         path = last if ws.checkpoint == "last" or not best else Path(best)
     if not path.is_file():
         raise ConfigError(f"warm start: checkpoint {path} not found; train the source leaf first")
@@ -365,13 +366,13 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResu
         if stop.signal_name is None:
             raise
         if trainer.is_global_zero:
-            _, best = _checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
+            _, best = checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
             write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best, None, status="interrupted")
         raise Interrupted(f"{leaf.config_path}: {stop.signal_name} at epoch {trainer.current_epoch}, step "
                           f"{trainer.global_step}; saved {leaf.ckpt_dir / 'last.ckpt'}; continue with python "
                           f"train_resume.py --config {leaf.config_path}", stop.signal_name) from None
     log_dir = Path(trainer.logger.log_dir)
-    best_path, best_score = _checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
+    best_path, best_score = checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
     prediction = None
     if trainer.is_global_zero:
         val_loss = trainer.callback_metrics.get("val_loss")
@@ -383,20 +384,6 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResu
         prediction = predict(best_module, leaf, "val", data=data, log_dir=log_dir, checkpoint=ckpt)
     return RunResult(best_path, str((leaf.ckpt_dir / "last.ckpt").resolve()), best_score, monitor,
                      trainer.current_epoch, str(log_dir), prediction)
-
-
-def _checkpoint_outcome(last: Path) -> tuple[str, float | None]:
-    """Best checkpoint path and score, read from ``last.ckpt``'s ModelCheckpoint state.
-
-    Read from disk rather than from the callback object because under ``ddp_spawn`` training runs in
-    worker processes and the parent's callback never sees the updates.
-    """
-    if not last.is_file():
-        return "", None
-    callbacks = torch.load(last, map_location="cpu", weights_only=False).get("callbacks", {})
-    state = next((v for k, v in callbacks.items() if k.startswith("ModelCheckpoint")), {})
-    score = state.get("best_model_score")
-    return state.get("best_model_path", ""), float(score) if score is not None else None
 
 
 def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:

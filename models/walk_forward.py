@@ -24,6 +24,7 @@ import pandas as pd
 
 from models.leaf_config import Leaf, load_leaf
 from models.prediction import PredictResult, load_expert, predict
+from models.training import run
 from models.window_dataset import read_table
 from utils.errors import ConfigError
 from utils.timeline import embargo_bars, period_delta
@@ -116,8 +117,6 @@ def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
 
 
 def _windows(base: Leaf) -> list[PredictResult]:
-    from models.training import run
-
     table = read_table(base.model.data.path)
     results = []
     for win in leaf_windows(base, table):

@@ -42,8 +42,7 @@ from features.selection.aggregate import aggregate, evidence_table
 from features.selection.common import fit_tree, is_classification, model_score
 from features.selection.config import ScreeningConfig, load_screening_config, resolve_experts
 from features.selection.embedded_stage import EmbeddedStage, read_tft_gating
-from features.selection.filter_stage import FilterStage, TargetInfo, drop_reasons
-from features.selection.stats import correlation_clusters
+from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from utils.errors import ConfigError, DataError, ProjectError
@@ -401,44 +400,6 @@ def export_core(cfg: ScreeningConfig, summaries: dict[str, dict]) -> Path:
     path = write_text("\n".join(core) + ("\n" if core else ""), cfg.export_path)
     logger.info("%s: core list (%d features) exported to %s", expert, len(core), path)
     return path
-
-
-def run_stage3_cli(args: argparse.Namespace) -> int:
-    """``python -m features.selection.tree_perm``: stage 3 alone, over every usable feature (clusters together)."""
-    from utils.logging_setup import configure_logging
-
-    configure_logging(False)
-    try:
-        cfg = load_screening_config(args.config)
-        cfg.periods = args.periods.split(",")
-        tp = cfg.tree_perm
-        tp.modes = ["cyclic", "block"] if args.time_perm else ["cyclic"]
-        if args.block_len:
-            tp.block_len_by_period = {p: args.block_len for p in cfg.periods}
-        tp.group_cols = args.group_cols.split(",")
-        tp.repeats = args.perm_repeats or tp.repeats
-        for expert in resolve_experts(cfg, args.experts.split(",") if args.experts else None):
-            targets = expert_targets(cfg, expert)
-            if args.targets:
-                targets = [t for t in targets if t.name in args.targets.split(",")]
-            path = cfg.experts[expert].pkl_path
-            table = read_table(path)  # once for all periods
-            data = [period_data(table, "base", p, targets, cfg, path) for p in cfg.periods]
-            # the columns stage 1 would drop before testing (all-NaN, constant, levels) are no candidates here
-            data = [dataclasses.replace(d, features=[f for f in d.features if f not in drop_reasons(
-                d.train, d.features, cfg.filter.params)]) for d in data]
-            stats = pd.DataFrame([{"period": d.period, "target": t.name, "feature": f, "representative": True,
-                                   "t_nw": 0.0} for d in data for t in targets for f in d.features])
-            folder = Path(cfg.output_root) / expert / "base" / "tree_perm"
-            clusters = pd.concat([correlation_clusters(d.train[d.features].rank().corr(),
-                                                       cfg.filter.params.corr_threshold)
-                                  .rename_axis("feature").reset_index().assign(period=d.period) for d in data])
-            run_stage3(data, targets, cfg, stats, folder, clusters, features_from="all")
-            logger.info("%s: %s", expert, folder / "summary.csv")
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
 
 
 def with_data_root(cfg, data_root: str | None):

@@ -12,7 +12,7 @@ near-copies) is then permuted *in time* within each group (``group_cols``, e.g. 
 feature is not a permutation). The drop in score over folds x repeats x modes gives ``perm_delta``,
 ``perm_std`` and a 95% interval; ``era`` rows repeat the computation per calendar year of the test rows.
 
-Runnable alone::
+Runnable alone (the entry point is :mod:`pipelines.run_tree_perm`)::
 
     python -m features.selection.tree_perm --periods 1h,4h --time-perm --block-len 48 --group-cols symbol \\
         --perm-repeats 5 --targets target_binarytrend,target_logreturn [--config ...] [--experts ...]
@@ -20,7 +20,6 @@ Runnable alone::
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import numpy as np
@@ -117,22 +116,9 @@ class TreePermStage:
             ["era", "rank_perm"], ignore_index=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stage 3 alone over the configured experts' tables."""
-    from pipelines.run_feature_screening import run_stage3_cli
-
-    p = argparse.ArgumentParser(prog="python -m features.selection.tree_perm", description=__doc__.split("\n")[0])
-    p.add_argument("--config", default="pipelines/configs/feature_selection.yaml")
-    p.add_argument("--experts", default=None)
-    p.add_argument("--periods", default="1h")
-    p.add_argument("--time-perm", action="store_true", help="time-aware permutations (cyclic and block)")
-    p.add_argument("--block-len", type=int, default=None)
-    p.add_argument("--group-cols", default="symbol")
-    p.add_argument("--perm-repeats", type=int, default=None)
-    p.add_argument("--targets", default=None)
-    args = p.parse_args(argv)
-    return run_stage3_cli(args)
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # The documented command ``python -m features.selection.tree_perm`` runs the stage-3 entry point. That entry
+    # reads expert tables and configs, so it lives with the pipelines; feature code imports nothing above it.
+    import runpy
+
+    runpy.run_module("pipelines.run_tree_perm", run_name="__main__", alter_sys=True)

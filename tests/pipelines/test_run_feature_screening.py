@@ -8,6 +8,7 @@ import yaml
 
 from features.selection.config import load_screening_config, resolve_experts
 from pipelines import run_feature_screening as rfs
+from pipelines import run_tree_perm
 from utils.errors import ConfigError, DataError
 
 QUICK = {
@@ -137,10 +138,8 @@ def test_expert_spellings_and_config_errors(tmp_path, screening_panel):
 
 
 def test_tree_perm_runs_alone(tmp_path, screening_panel):
-    from features.selection import tree_perm
-
     cfg_path = _setup(tmp_path, screening_panel)
-    assert tree_perm.main(["--config", str(cfg_path), "--periods", "1h", "--time-perm", "--block-len", "24",
+    assert run_tree_perm.main(["--config", str(cfg_path), "--periods", "1h", "--time-perm", "--block-len", "24",
                            "--group-cols", "symbol", "--perm-repeats", "1", "--targets", "target_logreturn"]) == 0
     folder = tmp_path / "reports" / "Synth-TFT" / "base" / "tree_perm"
     imp = pd.read_csv(folder / "1h" / "target_logreturn_importances.csv")
@@ -200,8 +199,7 @@ def test_export_names_the_expert_or_takes_the_last(tmp_path, screening_panel):
 
 
 def test_stage3_cli_skips_levels(tmp_path, screening_panel):
-    from features.selection.tree_perm import main as stage3_main
-
+    stage3_main = run_tree_perm.main
     panel = screening_panel.copy()
     panel["close"] = 100 * np.exp(panel.groupby("symbol")["target_logreturn"].cumsum())  # a price level
     cfg_path = _setup(tmp_path, panel)
@@ -263,3 +261,21 @@ def test_config_periods_absent_from_the_table_fall_back_to_the_table(tmp_path, s
     assert "period(s) ['1h'] not in" in caplog.text and "screening ['4h']" in caplog.text
     summary = json.loads((tmp_path / "reports" / "Synth-TFT" / "summary.json").read_text())
     assert summary["periods"] == ["4h"]
+
+
+def test_stage3_flags_are_validated_like_the_config(tmp_path, screening_panel, caplog):
+    cfg_path = _setup(tmp_path, screening_panel)
+    assert run_tree_perm.main(["--config", str(cfg_path), "--periods", "1h", "--perm-repeats", "-1"]) == 2
+    assert "key 'tree_perm.repeats' = -1" in caplog.text
+    assert run_tree_perm.main(["--config", str(cfg_path), "--periods", "7x"]) == 2
+    assert "unknown period(s) ['7x']" in caplog.text
+
+
+def test_documented_stage3_command_still_runs():
+    """``python -m features.selection.tree_perm`` (the README's command) forwards to the pipeline entry."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "features.selection.tree_perm", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "--time-perm" in out.stdout and "--block-len" in out.stdout
