@@ -9,6 +9,7 @@ the Lightning log dir (see :mod:`models.outputs` for the contract).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from models.callbacks import PredictionWriter
 from models.checkpoints import checkpoint_outcome
 from models.leaf_config import Leaf
 from models.tft_module import MyTFTModule
@@ -67,7 +69,7 @@ def load_expert(ckpt: str | Path) -> tuple[MyTFTModule, Leaf]:
     """Model (eval mode, on the CPU) and leaf config from a checkpoint file."""
     module = MyTFTModule.load_from_checkpoint(str(ckpt), map_location="cpu")
     module.eval()
-    return module, Leaf.from_dict(module.spec["config"], source=str(ckpt))
+    return module, module.leaf
 
 
 def checkpoint_data(module: MyTFTModule, leaf: Leaf, table: pd.DataFrame | None = None) -> WindowData:
@@ -112,12 +114,16 @@ def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowD
     else:
         log_dir = Path(log_dir)
         tb = TensorBoardLogger(save_dir=str(log_dir.parent.parent), name=log_dir.parent.name, version=log_dir.name)
+    writer = PredictionWriter(label or split)
     trainer = L.Trainer(accelerator=leaf.model.trainer.accelerator, devices=1, precision=precision_for(leaf),
-                        logger=tb, enable_progress_bar=True, use_distributed_sampler=False, enable_model_summary=False)
-    module.predict_split = label or split
+                        logger=tb, enable_progress_bar=True, use_distributed_sampler=False, enable_model_summary=False,
+                        callbacks=[writer])
     loader = make_loader(data, SPLIT_ROWS[split], leaf.model.training.batch_size, False)
-    trainer.predict(module, loader, return_predictions=False)
-    out = module.last_outputs
+    with warnings.catch_warnings():
+        # the writer keeps batches in loader order and needs no sample indices, which our batch sampler does not give
+        warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
+        trainer.predict(module, loader, return_predictions=False)
+    out = writer.outputs
     if not out:
         raise DataError(f"{leaf.config_path}: prediction produced no output")
     logger.info("%s %s: predictions %s, eval report %s", leaf.model.expert, split, out["predictions"],

@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from models.callbacks import ExactResume, InterruptCheckpoint, ValidationOutputs
 from models.checkpoints import checkpoint_outcome
 from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
@@ -85,91 +86,6 @@ def monitor_for(leaf: Leaf) -> tuple[str, str]:
     return f"val_{leaf.targets.targets[0].name}_rmse@{period}", "min"
 
 
-class InterruptCheckpoint(L.Callback):
-    """On SIGTERM or SIGINT, save ``last.ckpt`` at the current step so that ``train_resume.py`` continues there.
-
-    Lightning stops the loops at the next batch boundary (``SIGTERMException``, ``KeyboardInterrupt``) and
-    calls ``on_exception``; :func:`run` then records ``status: interrupted`` and exits 143 / 130.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.signal_name: str | None = None
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """Save the state of the interrupted step."""
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        if isinstance(exception, SIGTERMException):
-            self.signal_name = "SIGTERM"
-        elif isinstance(exception, KeyboardInterrupt):
-            self.signal_name = "SIGINT"
-        else:
-            return
-        for cb in trainer.checkpoint_callbacks:  # this file is its `last`: a resume overwrites it, no last-v1
-            same_dir = cb.dirpath and Path(cb.dirpath).resolve() == self.path.parent.resolve()
-            if isinstance(cb, ModelCheckpoint) and same_dir:
-                self.path = Path(cb.dirpath) / self.path.name
-                cb.last_model_path = str(self.path)
-        trainer.save_checkpoint(self.path)
-        logger.warning("%s: saved %s at epoch %d, step %d", self.signal_name, self.path, trainer.current_epoch,
-                       trainer.global_step)
-
-
-def _rng_states() -> dict:
-    """Generator states as tensors and plain numbers (what a ``weights_only`` checkpoint load accepts)."""
-    import random
-
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached": float(cached)},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _set_rng_states(states: dict) -> None:
-    import random
-
-    py, nps = states["python"], states["numpy"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    np.random.set_state((nps["name"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
-                         nps["cached"]))
-    torch.set_rng_state(states["torch"])
-    if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-class ExactResume(L.Callback):
-    """Checkpoints carry the random-number states and the sampler's position, so a resume is exact.
-
-    Saved with every checkpoint: Python, NumPy and torch (CPU, CUDA) generator states, and how many batches
-    of the current epoch were trained (0 at the end of an epoch). On resume the generators are restored and
-    the train sampler skips those batches once (the epoch's order is a function of seed and epoch), so
-    "2 epochs" and "1 epoch, stop, resume" see the same batches and the same dropout masks.
-    """
-
-    def __init__(self, sampler: object) -> None:
-        self.sampler = sampler
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """Store the states (the same call serves epoch-end and interrupt checkpoints)."""
-        # batches whose optimizer step ran (``completed`` lags by one inside on_train_batch_end)
-        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-        finished = done >= trainer.num_training_batches
-        checkpoint["resume_state"] = {"rng": _rng_states(), "batches_done": 0 if finished else done}
-
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """Restore them (checkpoints from before this existed resume at their epoch boundary, as before)."""
-        state = checkpoint.get("resume_state")
-        if state is None:
-            logger.warning("checkpoint without random-number states: the resume is not bit-exact")
-            return
-        _set_rng_states(state["rng"])
-        self.sampler.skip = int(state["batches_done"])
-
-
 def check_splits(leaf: Leaf, data: WindowData) -> None:
     """Training needs validation windows (early stopping, calibration), and a fractional split below 1 promises
     test windows: an empty span is a DataError naming the split keys and the table's span, raised before
@@ -228,7 +144,7 @@ def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheck
     tr, t = leaf.model.trainer, leaf.model.training
     ckpt = ModelCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
                            save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
-    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt")]
+    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs()]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     log_root = leaf.log_dir.parent

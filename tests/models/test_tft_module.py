@@ -1,6 +1,6 @@
 import torch
 
-from models.tft_module import TFTNet, ordered_quantiles
+from models.tft_network import TFTNet, ordered_quantiles
 
 
 def test_ordered_quantiles_never_cross_and_keep_the_median():

@@ -8,7 +8,8 @@ import train_multi_tft
 import train_resume
 import warm_start_train
 from models.leaf_config import load_leaf
-from models.tft_module import HybridMultiLoss, MyTFTModule
+from models.tft_module import MyTFTModule
+from models.tft_network import HybridMultiLoss
 from models.training import run, warm_start
 from tests.models.conftest import write_leaf
 from utils.errors import ConfigError, DataError

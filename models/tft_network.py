@@ -1,0 +1,193 @@
+"""The Temporal Fusion Transformer network and its multi-target loss (no Lightning, no I/O).
+
+Architecture (Lim et al., 2021): static covariate encoders feeding four context vectors;
+variable selection networks (static / encoder / decoder); an LSTM encoder-decoder initialised
+from the static context; static enrichment; interpretable multi-head attention with a causal
+mask; gated skip connections throughout. Gated residual networks, the interpretable attention
+and gate-add-norm blocks are pytorch-forecasting's modules. The variable selection network is
+vectorized here (one batched matmul for all variables) because pytorch-forecasting's runs one
+small network per variable, which dominates the cost with hundreds of inputs.
+
+One head per target reads the decoder step at the target's horizon: a logit for classification,
+quantiles (P10/P50/P90 by default) for regression. Quantiles are ordered by construction: the head
+outputs the median and non-negative (softplus) increments outwards from it, so P10 <= P50 <= P90 for every
+input. :class:`HybridMultiLoss` weights BCE (or focal) and pinball losses per target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
+    GateAddNorm,
+    GatedResidualNetwork,
+    InterpretableMultiHeadAttention,
+)
+from torch import nn
+
+from utils.loss_factory import check_loss, get_loss
+
+
+class VectorizedVSN(nn.Module):
+    """Variable selection over ``n_vars`` scalar inputs, all variables in one batched op.
+
+    Each variable is embedded by its own linear map (weights ``[n_vars, d]``) and passed through a
+    per-variable GRN implemented with grouped (einsum) weights; a context-aware GRN over the
+    flattened embeddings produces softmax selection weights.
+    """
+
+    def __init__(self, n_vars: int, d_embed: int, hidden: int, dropout: float, context_size: int | None) -> None:
+        super().__init__()
+        self.n_vars = n_vars
+        self.embed_w = nn.Parameter(torch.randn(n_vars, d_embed) * 0.1)
+        self.embed_b = nn.Parameter(torch.zeros(n_vars, d_embed))
+        # per-variable GRN (ELU hidden + GLU gate + skip projection), grouped weights
+        # hidden layer of width d_embed, as in the paper's single-variable GRNs (min(input, hidden))
+        self.w1 = nn.Parameter(torch.randn(n_vars, d_embed, d_embed) / math.sqrt(d_embed))
+        self.b1 = nn.Parameter(torch.zeros(n_vars, d_embed))
+        self.w2 = nn.Parameter(torch.randn(n_vars, d_embed, 2 * hidden) / math.sqrt(d_embed))
+        self.b2 = nn.Parameter(torch.zeros(n_vars, 2 * hidden))
+        self.skip = nn.Parameter(torch.randn(n_vars, d_embed, hidden) / math.sqrt(d_embed))
+        self.norm = nn.LayerNorm(hidden)
+        self.drop = nn.Dropout(dropout)
+        self.selector = GatedResidualNetwork(n_vars * d_embed, hidden, n_vars, dropout, context_size, residual=False)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: [..., n_vars] -> (selected [..., hidden], weights [..., n_vars])."""
+        e = x.unsqueeze(-1) * self.embed_w + self.embed_b  # [..., V, d]
+        h = nn.functional.elu(torch.einsum("...vd,vdh->...vh", e, self.w1) + self.b1)
+        # No dropout on this [..., V, 2H] tensor: sampling it dominated the step time on CPU.
+        h = torch.einsum("...vh,vhk->...vk", h, self.w2) + self.b2
+        h = nn.functional.glu(h, dim=-1) + torch.einsum("...vd,vdh->...vh", e, self.skip)
+        h = self.norm(h)
+        ctx = context
+        if ctx is not None and e.dim() == 4:  # time-varying input, static context [B, C]
+            ctx = ctx.unsqueeze(1).expand(-1, e.shape[1], -1)
+        weights = torch.softmax(self.selector(e.flatten(-2), ctx), dim=-1)
+        return self.drop((h * weights.unsqueeze(-1)).sum(-2)), weights
+
+
+def ordered_quantiles(raw: torch.Tensor, median_idx: int) -> torch.Tensor:
+    """Quantiles ``[..., Q]`` that never cross: ``raw[median_idx]`` is the median, the other entries are turned
+    into non-negative steps (softplus) added above it or subtracted below it, cumulatively outwards."""
+    mid = raw[..., median_idx : median_idx + 1]
+    up = torch.cumsum(nn.functional.softplus(raw[..., median_idx + 1 :]), dim=-1)
+    down = torch.flip(torch.cumsum(nn.functional.softplus(torch.flip(raw[..., :median_idx], [-1])), dim=-1), [-1])
+    return torch.cat([mid - down, mid, mid + up], dim=-1)
+
+
+class TFTNet(nn.Module):
+    """The network; ``forward(batch) -> dict(pred=[B, T, Q], weights...)``."""
+
+    def __init__(self, n_enc: int, n_dec: int, n_symbols: int, n_periods: int, n_targets: int, head_steps: list[int],
+                 hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int,
+                 median_idx: int | None = None, regression: list[bool] | None = None) -> None:
+        super().__init__()
+        self.head_steps = head_steps
+        # regression heads: raw[median] is P50, the other raw outputs are softplus increments outwards from it
+        self.median_idx = median_idx
+        self.register_buffer("is_reg", torch.tensor(regression or [False] * n_targets, dtype=torch.bool),
+                             persistent=False)
+        self.sym_emb = nn.Embedding(n_symbols, hidden)
+        self.per_emb = nn.Embedding(n_periods, hidden)
+        self.static_select = GatedResidualNetwork(2 * hidden, hidden, 2, dropout)
+        self.ctx = nn.ModuleDict({k: GatedResidualNetwork(hidden, hidden, hidden, dropout)
+                                  for k in ("select", "enrich", "h", "c")})
+        self.enc_vsn = VectorizedVSN(n_enc, d_embed, hidden, dropout, hidden)
+        self.dec_vsn = VectorizedVSN(n_dec, d_embed, hidden, dropout, hidden)
+        self.lstm_layers = lstm_layers
+        self.encoder = nn.LSTM(hidden, hidden, lstm_layers, batch_first=True, dropout=dropout if lstm_layers > 1 else 0)
+        self.decoder = nn.LSTM(hidden, hidden, lstm_layers, batch_first=True, dropout=dropout if lstm_layers > 1 else 0)
+        self.post_lstm = GateAddNorm(hidden, dropout=dropout)
+        self.enrich = GatedResidualNetwork(hidden, hidden, hidden, dropout, context_size=hidden)
+        self.attn = InterpretableMultiHeadAttention(n_head=heads, d_model=hidden, dropout=dropout)
+        self.post_attn = GateAddNorm(hidden, dropout=dropout)
+        self.pos_ff = GatedResidualNetwork(hidden, hidden, hidden, dropout)
+        self.pre_out = GateAddNorm(hidden, dropout=None)
+        # one linear head per target: weights [target, hidden, quantile]
+        self.head_w = nn.Parameter(torch.randn(n_targets, hidden, n_quantiles) / math.sqrt(hidden))
+        self.head_b = nn.Parameter(torch.zeros(n_targets, n_quantiles))
+
+    def _static(self, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = torch.stack([self.sym_emb(cat[:, 0]), self.per_emb(cat[:, 1])], dim=1)  # [B, 2, H]
+        w = torch.softmax(self.static_select(emb.flatten(1)), dim=-1)
+        return (emb * w.unsqueeze(-1)).sum(1), w
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the TFT on one batch."""
+        static, static_w = self._static(batch["static_cat"])
+        c_sel = self.ctx["select"](static)
+        enc_x, enc_w = self.enc_vsn(batch["encoder_cont"], c_sel)
+        dec_x, dec_w = self.dec_vsn(batch["decoder_known"], c_sel)
+        h0 = self.ctx["h"](static).unsqueeze(0).expand(self.lstm_layers, -1, -1).contiguous()
+        c0 = self.ctx["c"](static).unsqueeze(0).expand(self.lstm_layers, -1, -1).contiguous()
+        enc_out, state = self.encoder(enc_x, (h0, c0))
+        dec_out, _ = self.decoder(dec_x, state)
+        seq = self.post_lstm(torch.cat([enc_out, dec_out], 1), torch.cat([enc_x, dec_x], 1))
+        enriched = self.enrich(seq, self.ctx["enrich"](static).unsqueeze(1).expand(-1, seq.shape[1], -1))
+        n_enc, n_dec = enc_x.shape[1], dec_x.shape[1]
+        q = enriched[:, n_enc:]
+        # decoder step i may attend to the encoder and to decoder steps <= i
+        mask = torch.triu(torch.ones(n_dec, n_enc + n_dec, dtype=torch.bool, device=q.device), diagonal=n_enc + 1)
+        att, att_w = self.attn(q, enriched, enriched, mask=mask.unsqueeze(0).expand(q.shape[0], -1, -1))
+        out = self.post_attn(att, q)
+        out = self.pre_out(self.pos_ff(out), seq[:, n_enc:])
+        steps = torch.as_tensor(self.head_steps, device=out.device)
+        picked = out[:, steps]  # [B, T, H]: each target reads the decoder step at its horizon
+        pred = torch.einsum("bth,thq->btq", picked, self.head_w) + self.head_b
+        if self.median_idx is not None and pred.shape[-1] > 1:
+            pred = torch.where(self.is_reg[None, :, None], ordered_quantiles(pred, self.median_idx), pred)
+        return {"pred": pred, "encoder_weights": enc_w, "decoder_weights": dec_w, "static_weights": static_w,
+                "attention": att_w}
+
+
+class HybridMultiLoss(nn.Module):
+    """Weighted sum over targets of named losses (``utils.loss_factory``); NaN targets are masked.
+
+    Parameters
+    ----------
+    kinds : list of str
+        ``'classification'`` or ``'regression'`` per target.
+    weights : list of float
+        Loss weight per target.
+    quantiles : list of float
+        Quantile levels of regression heads.
+    classification_loss : str
+        Loss of classification heads (``bce`` or ``focal``).
+    focal_gamma : float
+        ``gamma`` of the focal loss.
+    regression_loss : str
+        Loss of regression heads (``pinball``).
+    """
+
+    def __init__(self, kinds: list[str], weights: list[float], quantiles: list[float],
+                 classification_loss: str = "bce", focal_gamma: float = 2.0, regression_loss: str = "pinball") -> None:
+        super().__init__()
+        self.kinds = kinds
+        self.register_buffer("w", torch.tensor(weights, dtype=torch.float32))
+        self.register_buffer("q", torch.tensor(quantiles, dtype=torch.float32))
+        self.classification_loss = classification_loss
+        cls_params = {"gamma": focal_gamma} if classification_loss == "focal" else {}
+        self._cls = get_loss(classification_loss, "classification", **cls_params)
+        self._reg_name = regression_loss
+        check_loss(regression_loss, "regression")
+
+    def components(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unweighted loss per target, shape [T]."""
+        reg = get_loss(self._reg_name, "regression", quantiles=self.q)  # bound here: q follows the device
+        out = []
+        for k, kind in enumerate(self.kinds):
+            y = target[:, k]
+            ok = torch.isfinite(y)
+            if not ok.any():
+                out.append(pred.new_zeros(()))
+                continue
+            fn = self._cls if kind == "classification" else reg
+            out.append(fn(pred[ok, k, :], y[ok]).mean())
+        return torch.stack(out)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total weighted loss, per-target components)."""
+        comp = self.components(pred, target)
+        return (comp * self.w).sum() / self.w.sum().clamp_min(1e-12), comp
