@@ -7,6 +7,11 @@ from pathlib import Path
 import torch
 
 
+def read_spec(path: Path) -> dict:
+    """The self-contained description a checkpoint stores (config with split dates, features, scalers, ...)."""
+    return torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["spec"]
+
+
 def checkpoint_outcome(last: Path) -> tuple[str, float | None]:
     """Best checkpoint path and score, read from ``last.ckpt``'s ModelCheckpoint state.
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +20,19 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from models.callbacks import ExactResume, InterruptCheckpoint, ValidationOutputs
-from models.checkpoints import checkpoint_outcome
-from models.leaf_config import Leaf, data_root_override, load_leaf
+from models.checkpoints import checkpoint_outcome, read_spec
+from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
-from models.window_dataset import WindowData, build_window_data, make_loader
+from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
+from utils.config import from_mapping
 from utils.errors import ConfigError, DataError, Interrupted, ProjectError
-from utils.io import file_fingerprint
+from utils.io import file_fingerprint, write_text
 from utils.locks import output_lock
 from utils.metric_factory import METRICS, get_metric
 from utils.stage_summary import write_stage_summary
@@ -160,17 +163,50 @@ def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheck
     return trainer, ckpt
 
 
-def _check_same_architecture(leaf: Leaf, spec: dict, path: Path) -> None:
-    saved = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["spec"]
+def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
+    """A resume continues the same network: architecture and targets as in the checkpoint."""
+    new = leaf.to_dict()
     for key in ARCH_KEYS:
-        old, new = saved["config"]["model"][key], spec["config"]["model"][key]
-        if old != new:
-            diff = {k: (old.get(k), new.get(k)) for k in new if old.get(k) != new.get(k)}
+        old, cur = saved["config"]["model"][key], new["model"][key]
+        if old != cur:
+            diff = {k: (old.get(k), cur.get(k)) for k in cur if old.get(k) != cur.get(k)}
             raise ConfigError(f"{leaf.config_path}: cannot resume {path}: '{key}' changed {diff}; resume needs the "
                               f"same architecture (use warm_start_train.py to start from these weights)")
-    if saved["features"] != spec["features"] or saved["targets"] != spec["targets"]:
-        raise ConfigError(f"{leaf.config_path}: cannot resume {path}: the feature or target list changed; "
+    targets = [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets]
+    if saved["targets"] != targets:
+        raise ConfigError(f"{leaf.config_path}: cannot resume {path}: the target list changed; "
                           f"use warm_start_train.py instead")
+
+
+def _resume_data(leaf: Leaf, table: pd.DataFrame) -> tuple[Leaf, WindowData, Path]:
+    """The resumed run's leaf and windows: the checkpoint's split dates, categories, scalers and feature list.
+
+    Nothing is refit on the current table, so appended data changes neither the spans nor the transforms.
+    """
+    last = leaf.ckpt_dir / "last.ckpt"
+    if not last.is_file():
+        raise ConfigError(f"{leaf.config_path}: nothing to resume: {last} does not exist; train first with "
+                          f"train_multi_tft.py")
+    saved = read_spec(last)
+    _check_same_architecture(leaf, saved, last)
+    split = from_mapping(SplitSection, saved["config"]["model"]["split"], str(last))
+    current = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"]).model.split
+    if current != split:
+        logger.warning("%s: resuming with the checkpoint's split %s (the config now gives %s)", leaf.config_path,
+                       dataclasses.asdict(split), dataclasses.asdict(current))
+    leaf = dataclasses.replace(leaf, model=dataclasses.replace(leaf.model, split=split))
+    data = build_window_data(leaf, table, categories=saved["categories"], scalers=saved["scalers"],
+                             features=saved["features"], levels=saved.get("excluded_levels", {}),
+                             known_names=saved["known"])
+    return leaf, data, last
+
+
+def write_snapshot(leaf: Leaf, data: WindowData) -> Path:
+    """``config_snapshot.yaml`` in the checkpoint folder: the resolved configs (split fractions as dates) and the
+    spans the run uses."""
+    snap = {**leaf.to_dict(), "time_split": data.time_split.describe() if data.time_split else None,
+            "windows": {k: int(v.size) for k, v in data.splits.items()}, "features": data.features}
+    return write_text(yaml.safe_dump(snap, sort_keys=False), leaf.ckpt_dir / "config_snapshot.yaml")
 
 
 def _warm_source(leaf: Leaf) -> Path:
@@ -250,24 +286,25 @@ def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = Non
 
 def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResult:
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
-    data = build_window_data(leaf, table)
-    spec = make_spec(leaf, data)
+    configured = leaf
+    table = read_table(leaf.model.data.path) if table is None else table
     ckpt_path = None
     if init_from == "resume":
-        last = leaf.ckpt_dir / "last.ckpt"
-        if not last.is_file():
-            raise ConfigError(f"{leaf.config_path}: nothing to resume: {last} does not exist; train first with "
-                              f"train_multi_tft.py")
-        _check_same_architecture(leaf, spec, last)
+        leaf, data, last = _resume_data(leaf, table)
         ckpt_path = str(last)
-    module = MyTFTModule(spec)
+    else:  # fractions become dates once, here; the checkpoint and config_snapshot.yaml keep the dates
+        leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
+        data = build_window_data(leaf, table)
+    module = MyTFTModule(make_spec(leaf, data))
     if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
         ws = leaf.weights.warm_start
         warm_start(module, _warm_source(leaf), ws.transfer, ws.freeze)
     monitor, mode = monitor_for(leaf)  # every check before the previous run is archived
-    check_splits(leaf, data)
-    if init_from != "resume" and trainer_is_rank_zero():
-        archive_previous_run(leaf.ckpt_dir)
+    check_splits(configured, data)
+    if trainer_is_rank_zero():
+        if init_from != "resume":
+            archive_previous_run(leaf.ckpt_dir)
+        write_snapshot(leaf, data)
     trainer, ckpt = _trainer(leaf, monitor, mode)
     t = leaf.model.training
     logger.info("%s: %d features, %d train / %d val windows, monitor %s (%s)", leaf.config_path,

@@ -205,6 +205,17 @@ def _edge(ts: pd.Series, value: float | str | None) -> pd.Timestamp | None:
     return time_at_share(ts, value)
 
 
+def leaf_rows(leaf: Leaf, table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` the leaf trains on: its period (and symbols), sorted by symbol and time."""
+    m = leaf.model
+    if m.data.symbols:
+        table = table[table["symbol"].isin(m.data.symbols)]
+    rows = table[table["period"] == m.period].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    if rows.empty:
+        raise DataError(f"{leaf.config_path}: no {m.period} rows in {m.data.path}")
+    return rows
+
+
 def resolve_split(leaf: Leaf, ts: pd.Series) -> Leaf:
     """``leaf`` with its fractional split bounds replaced by the dates they give on ``ts`` (the leaf's timeline).
 
@@ -282,12 +293,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         training span covers twice (:func:`usable_known`).
     """
     m = leaf.model
-    table = read_table(m.data.path) if table is None else table
-    if m.data.symbols:
-        table = table[table["symbol"].isin(m.data.symbols)]
-    table = table[table["period"] == m.period].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
-    if table.empty:
-        raise DataError(f"{leaf.config_path}: no {m.period} rows in {m.data.path}")
+    table = leaf_rows(leaf, read_table(m.data.path) if table is None else table)
     targets = [t.name for t in leaf.targets.targets]
     missing = [t for t in targets if t not in table.columns]
     if missing:
@@ -305,8 +311,8 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         missing = sorted(set(features) - set(selected))
         extra = sorted(set(selected) - set(features))
         raise DataError(f"{m.data.path}: its feature columns differ from the checkpoint's "
-                        f"(missing {missing[:10]}, extra {extra[:10]}); predict on a table with the training "
-                        f"columns or retrain")
+                        f"(missing {missing[:10]}, extra {extra[:10]}); use a table with the training columns, or "
+                        f"start a new run (warm_start_train.py keeps the matching weights)")
     features = selected
     raw_x = table[features].to_numpy(dtype=np.float64)
     raw_y = table[targets].to_numpy(dtype=np.float64)

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -302,3 +303,34 @@ def test_one_training_run_per_leaf(leaf_path, caplog):
         holder.release()
     assert "is being written by another training run of this leaf" in caplog.text
     assert not (load_leaf(leaf_path).ckpt_dir / "last.ckpt").exists()
+
+
+def test_split_fractions_become_dates_in_the_checkpoint_and_snapshot(leaf_path):
+    import yaml
+
+    result = run(load_leaf(leaf_path))
+    leaf = load_leaf(leaf_path)
+    snap = yaml.safe_load((leaf.ckpt_dir / "config_snapshot.yaml").read_text())
+    split = _ckpt(result.last_model_path)["hyper_parameters"]["spec"]["config"]["model"]["split"]
+    assert isinstance(split["train_end"], str) and isinstance(split["val_end"], str)
+    assert snap["model"]["split"] == split
+    assert snap["time_split"]["edges"][1:3] == [str(pd.Timestamp(split["train_end"]).isoformat()),
+                                                 str(pd.Timestamp(split["val_end"]).isoformat())]
+    assert snap["time_split"]["embargo_bars"] == 4 and snap["windows"]["train"] > 0
+
+
+def test_resume_after_appended_data_keeps_the_checkpoints_spans_and_scalers(leaf_path, caplog):
+    """Appending bars moves the dates a fraction gives; a resume keeps the checkpoint's dates and transforms."""
+    from models.window_dataset import read_table
+
+    leaf = load_leaf(leaf_path)
+    full = read_table(leaf.model.data.path)
+    cut = full["timestamp"].quantile(0.8)
+    first = run(leaf, table=full[full["timestamp"] < cut])
+    before = _ckpt(first.last_model_path)["hyper_parameters"]["spec"]
+    resumed = run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume", table=full)
+    after = _ckpt(resumed.last_model_path)["hyper_parameters"]["spec"]
+    assert after["config"]["model"]["split"] == before["config"]["model"]["split"]
+    assert after["scalers"] == before["scalers"] and after["categories"] == before["categories"]
+    assert "resuming with the checkpoint's split" in caplog.text
+    assert _ckpt(resumed.last_model_path)["epoch"] == 2
