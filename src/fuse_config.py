@@ -135,3 +135,23 @@ class FuseConfig:
         for name, entry in self.experts_map.items():
             if not entry.base and not entry.rich:
                 raise ConfigError(f"key 'experts_map.{name}': give a 'base' and/or 'rich' dataset file")
+
+
+@dataclass
+class FusionJob:
+    """Everything one dataset fusion needs, validated: the dataset and the global settings it is fused with."""
+
+    dataset: DatasetConfig
+    post_convert: PostConvert = field(default_factory=PostConvert)
+    publication_lag_hours: PublicationLagHours = field(default_factory=PublicationLagHours)
+    max_staleness_hours: MaxStalenessHours = field(default_factory=MaxStalenessHours)
+    global_files: dict[str, str] = field(default_factory=lambda: dict(FuseConfig().global_files))
+    periods: list[str] | None = None
+    validate: bool = True
+    missing_sources: Literal["error", "skip"] = "error"
+
+    @classmethod
+    def of(cls, cfg: FuseConfig, dataset: DatasetConfig, post_convert: PostConvert | None = None) -> FusionJob:
+        """The job of ``dataset`` under the global settings of ``cfg``."""
+        return cls(dataset, post_convert or cfg.post_convert, cfg.publication_lag_hours, cfg.max_staleness_hours,
+                   dict(cfg.global_files), cfg.periods, cfg.validate, cfg.missing_sources)

@@ -308,7 +308,7 @@ def test_inputs_are_shared_and_cached(small_panel):
 
 
 def test_bad_base_panel_and_periods(tmp_path, small_panel):
-    from src.fuse_fundamentals import read_base_panel
+    from src.fusion import read_base_panel
 
     base = pd.read_parquet(small_panel["base_csv"].with_suffix(".parquet"))
     base.drop(columns=["close"]).to_parquet(tmp_path / "a.parquet")
@@ -355,3 +355,14 @@ def test_output_validation_messages():
         _check_output(good.iloc[[0, 2, 1]], "X", ["f"])
     with pytest.raises(DataError, match=r"infinite values in fused columns"):
         _check_output(good.assign(f=[1.0, np.inf, 2.0]), "X", ["f"])
+
+
+def test_keyword_form_validates_like_the_yaml(small_panel, tmp_path):
+    """``fuse(...)`` turns its keywords into the typed FusionJob: bad values name the key."""
+    with pytest.raises(ConfigError, match=r"fuse\(\) arguments: key 'dataset\.max_missing_ratio' = 2\.0"):
+        _fuse(small_panel, tmp_path / "k", max_missing_ratio=2.0)
+    with pytest.raises(ConfigError, match=r"fuse\(\) arguments: key 'missing_sources' = 'maybe'"):
+        _fuse(small_panel, tmp_path / "k", missing_sources_mode="maybe")
+    with pytest.raises(ConfigError, match=r"key 'publication_lag_hours\.funding'"):
+        _fuse(small_panel, tmp_path / "k", publication_lag_hours={"funding": -1.0})
+    assert not (tmp_path / "k").exists()
