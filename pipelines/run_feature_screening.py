@@ -35,16 +35,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from tqdm.auto import tqdm
 
 from features.selection.aggregate import aggregate, evidence_table
 from features.selection.common import fit_tree, is_classification, model_score
-from features.selection.config import ScreeningConfig, load_screening_config, resolve_experts
+from features.selection.config import ScreeningConfig, StageWeights, load_screening_config, resolve_experts
 from features.selection.embedded_stage import EmbeddedStage, read_tft_gating
 from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
+from models.leaf_config import TargetsConfig
+from utils.config import load_config
 from utils.errors import ConfigError, DataError, ProjectError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
 from utils.locks import output_lock
@@ -74,13 +75,13 @@ def expert_targets(cfg: ScreeningConfig, expert: str) -> list[TargetInfo]:
         path = Path(cfg.expert_config_root) / expert / period / cfg.experts[expert].leaf_modality / "targets.yaml"
         if not path.is_file():
             raise ConfigError(f"{path} not found: the screening reads the expert's targets from its leaf configs")
-        for t in (yaml.safe_load(path.read_text()) or {}).get("targets", []):
-            if t["name"] in seen:
+        for t in load_config(path, TargetsConfig).targets:  # the leaf's own typed loader
+            if t.name in seen:
                 continue
-            test = "mi" if t["kind"] == "classification" else "ic"
+            test = "mi" if t.kind == "classification" else "ic"
             if p.ic_targets is not None or p.mi_targets is not None:
-                test = "mi" if t["name"] in (p.mi_targets or []) else "ic"
-            seen[t["name"]] = TargetInfo(t["name"], t["kind"], int(t.get("horizon", 1)), test)
+                test = "mi" if t.name in (p.mi_targets or []) else "ic"
+            seen[t.name] = TargetInfo(t.name, t.kind, t.horizon, test)
     return list(seen.values())
 
 
@@ -369,7 +370,7 @@ def _run_expert(cfg: ScreeningConfig, expert: str, force: bool) -> dict:
         ev, data = screen_modality(cfg, expert, modality, path, targets, force, base if modality == "base" else None)
         evidence.append(ev.assign(modality=modality))
         base_data += data
-    weights = yaml.safe_load(Path(cfg.aggregation.weights_yaml).read_text()) if cfg.aggregation.weights_yaml else None
+    weights = load_config(cfg.aggregation.weights_yaml, StageWeights).weights if cfg.aggregation.weights_yaml else None
     result = aggregate(pd.concat(evidence, ignore_index=True), cfg.aggregation, weights)
     out = Path(cfg.output_root) / expert
     write_csv(result["table"], out / "aggregated_core.csv")

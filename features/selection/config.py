@@ -133,6 +133,22 @@ class WrapperSection:
     ga: GASection = field(default_factory=GASection)
 
 
+STAGES = ("filter", "embedded", "tree_perm", "wrapper")
+
+
+@dataclass
+class StageWeights:
+    """``aggregation.weights_yaml``: per-stage evidence weights that replace the config's ``weights``."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Known stages, non-negative weights."""
+        bad = {k: v for k, v in self.weights.items() if k not in STAGES or v < 0}
+        if bad:
+            raise ConfigError(f"key 'weights' = {bad}: stages are {list(STAGES)}, weights >= 0")
+
+
 @dataclass
 class AggregationSection:
     """How stage evidence becomes the core list."""

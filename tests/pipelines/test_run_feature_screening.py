@@ -279,3 +279,15 @@ def test_documented_stage3_command_still_runs():
     out = subprocess.run([sys.executable, "-m", "features.selection.tree_perm", "--help"], capture_output=True,
                          text=True, check=True)
     assert "--time-perm" in out.stdout and "--block-len" in out.stdout
+
+
+def test_stage_weights_file_is_typed(tmp_path):
+    from features.selection.config import StageWeights
+    from utils.config import load_config
+
+    path = tmp_path / "w.yaml"
+    path.write_text("weights: {filter: 2.0, tree_perm: 0.5}\n")
+    assert load_config(path, StageWeights).weights == {"filter": 2.0, "tree_perm": 0.5}
+    path.write_text("weights: {filtr: 2.0}\n")
+    with pytest.raises(ConfigError, match=r"w\.yaml: key 'weights' = \{'filtr': 2\.0\}: stages are"):
+        load_config(path, StageWeights)
