@@ -47,8 +47,6 @@ class FeatureScaler:
 
     def __init__(self, clip: float = 10.0) -> None:
         self.clip = clip
-        self.mean_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
 
     def fit(self, x: np.ndarray) -> FeatureScaler:
         """Learn means and standard deviations from ``x`` (rows of the fit window only)."""
@@ -60,7 +58,7 @@ class FeatureScaler:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Scaled float32 copy of ``x``."""
-        if self.mean_ is None:
+        if not hasattr(self, "mean_"):
             raise RuntimeError("FeatureScaler.transform called before fit")
         out = (x - self.mean_) / self.scale_
         out = np.nan_to_num(out, nan=0.0, posinf=self.clip, neginf=-self.clip)

@@ -41,8 +41,6 @@ class EmbeddedStage:
 
     def __init__(self, cfg: EmbeddedSection, block_len: int = 48, seed: int = 0) -> None:
         self.cfg, self.block_len, self.seed = cfg, block_len, seed
-        self.scores_: pd.DataFrame | None = None
-        self.allowlist_: list[str] = []
 
     def fit(self, frame: pd.DataFrame, features: list[str], target: str, classification: bool,
             tft_importance: pd.Series | None = None) -> EmbeddedStage:

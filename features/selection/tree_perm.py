@@ -45,22 +45,21 @@ class TreePermStage:
 
     def __init__(self, cfg: TreePermSection, period: str, horizon: int, seed: int = 0) -> None:
         self.cfg, self.period, self.horizon, self.seed = cfg, period, horizon, seed
-        self.block_len = cfg.block_len_by_period.get(period, 48)
-        self.embargo = embargo_bars(cfg.embargo_bars, horizon, "tree_perm")
-        self.purge = cfg.purge_bars if cfg.purge_bars is not None else horizon
-        self.importances_: pd.DataFrame | None = None
 
     def fit(self, frame: pd.DataFrame, features: list[str], target: str, classification: bool,
             clusters: pd.Series | None = None) -> TreePermStage:
         """``frame``: training rows; returns importances per feature (era ``all`` and per year)."""
         rng = np.random.default_rng(self.seed)
+        self.block_len_ = self.cfg.block_len_by_period.get(self.period, 48)
+        self.embargo_ = embargo_bars(self.cfg.embargo_bars, self.horizon, "tree_perm")
+        self.purge_ = self.cfg.purge_bars if self.cfg.purge_bars is not None else self.horizon
         part = frame[frame[target].notna().to_numpy()].sort_values([*self.cfg.group_cols, "timestamp"])
         if len(part) > self.cfg.sample_cap:  # keep the latest contiguous span: permutations need whole series
             cut = part["timestamp"].sort_values().iloc[len(part) - self.cfg.sample_cap]
             part = part[(part["timestamp"] >= cut).to_numpy()]
         # purge_bars longer than the label horizon purges more: the folds' fit labels end that much earlier
-        folds = purged_folds(part["timestamp"], self.cfg.folds, self.period, max(self.purge, self.horizon),
-                             self.embargo)
+        folds = purged_folds(part["timestamp"], self.cfg.folds, self.period, max(self.purge_, self.horizon),
+                             self.embargo_)
         units = self._units(features, clusters)
         deltas: dict[tuple[str, str], list[float]] = {}
         gains = np.zeros(len(features))
@@ -82,7 +81,7 @@ class TreePermStage:
                 for unit, cols in units.items():
                     for mode in self.cfg.modes:
                         for _ in range(self.cfg.repeats):
-                            perm = time_permutation(len(test), slices, rng, self.block_len, mode)
+                            perm = time_permutation(len(test), slices, rng, self.block_len_, mode)
                             Xp = X_test.copy()
                             Xp[:, cols] = X_test[perm][:, cols]
                             score = model_score(model, Xp[rows], y_test[rows], classification)
@@ -112,7 +111,7 @@ class TreePermStage:
             return out
         out["rank_tree"] = out.groupby("era")["tree_importance"].rank(ascending=False)
         out["rank_perm"] = out.groupby("era")["perm_delta"].rank(ascending=False)
-        return out.assign(block_len=self.block_len, embargo=self.embargo, purge=self.purge).sort_values(
+        return out.assign(block_len=self.block_len_, embargo=self.embargo_, purge=self.purge_).sort_values(
             ["era", "rank_perm"], ignore_index=True)
 
 

@@ -46,14 +46,15 @@ class WrapperStage:
 
     def __init__(self, cfg: WrapperSection, period: str, horizon: int, seed: int = 0) -> None:
         self.cfg, self.period, self.horizon, self.seed = cfg, period, horizon, seed
+
+    def fit(self, frame: pd.DataFrame, features: list[str], target: str, classification: bool) -> WrapperStage:
+        """Search over ``features`` using the training rows in ``frame``."""
+        # every learned attribute is reset: a refit never keeps the previous search's path or verdict
         self.path_: pd.DataFrame | None = None
         self.gene_frequency_: pd.DataFrame | None = None
         self.selected_: list[str] = []
         self.beats_no_skill_: bool = False
         self.score_: tuple[float, float] = (float("nan"), float("nan"))
-
-    def fit(self, frame: pd.DataFrame, features: list[str], target: str, classification: bool) -> WrapperStage:
-        """Search over ``features`` using the training rows in ``frame``."""
         part = frame[frame[target].notna().to_numpy()].sort_values("timestamp")
         cap = self.cfg.ga.sample_cap if self.cfg.method == "ga" else self.cfg.sample_cap
         if len(part) > cap:
