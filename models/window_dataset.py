@@ -265,6 +265,60 @@ class WindowData:
     time_split: TimeSplit | None = None  # the spans the split indices come from
 
 
+def _known_future(ts: pd.DatetimeIndex, train_rows: np.ndarray, leaf: Leaf, horizon: int,
+                  names: list[str] | None) -> tuple[list[str], np.ndarray]:
+    """Calendar covariates of decoder steps ``t+1 .. t+H``: the checkpoint's names, or those whose cycle the
+    training span covers twice (:func:`usable_known`)."""
+    step = period_delta(leaf.model.period)
+    if names is None:
+        span = ts[train_rows].max() - ts[train_rows].min()
+        names = usable_known(list(leaf.model.features.known_future), span, step)
+    future = ts.asi8[:, None] + step.value * np.arange(1, horizon + 1)[None, :]
+    return list(names), calendar_features(future, names)
+
+
+def _same_features(selected: list[str], stored: list[str] | None, path: str) -> list[str]:
+    """The selected columns, which must be a checkpoint's own list when one is given."""
+    if stored is not None and selected != stored:
+        missing, extra = sorted(set(stored) - set(selected)), sorted(set(selected) - set(stored))
+        raise DataError(f"{path}: its feature columns differ from the checkpoint's (missing {missing[:10]}, extra "
+                        f"{extra[:10]}); use a table with the training columns, or start a new run "
+                        f"(warm_start_train.py keeps the matching weights)")
+    return selected
+
+
+def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[str, np.ndarray]) -> dict:
+    """Sample end rows per split. train/val/test need known targets (loss, calibration); the predict_* spans only
+    need history, so the latest bars, whose outcomes are not known yet, are predicted too."""
+    valid = enough_history & finite_y
+    return {"train": np.flatnonzero(valid & spans["train"]), "val": np.flatnonzero(valid & spans["val"]),
+            "test": np.flatnonzero(valid & spans["test"]),
+            "predict_test": np.flatnonzero(enough_history & spans["test"]),
+            "predict_all": np.flatnonzero(enough_history)}
+
+
+def _scalers(leaf: Leaf, scalers: dict | None, train_x: np.ndarray,
+             train_y: np.ndarray) -> tuple[FeatureScaler, FeatureScaler]:
+    """The checkpoint's scalers, or scalers fit on the training span's rows (class labels stay 0/1)."""
+    if scalers:
+        fx, fy = FeatureScaler.from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
+    else:
+        fx, fy = FeatureScaler().fit(train_x), FeatureScaler().fit(train_y)
+    is_cls = np.array([t.kind == "classification" for t in leaf.targets.targets])
+    fy.mean_[is_cls], fy.scale_[is_cls] = 0.0, 1.0
+    return fx, fy
+
+
+def _encodings(table: pd.DataFrame, period: str, categories: dict | None) -> tuple[dict, np.ndarray]:
+    """Category lists (the checkpoint's, or the table's) and the ``[N, 2]`` (symbol, period) codes."""
+    cats = categories or {"symbol": sorted(table["symbol"].unique()), "period": [period]}
+    sym_idx = pd.Categorical(table["symbol"], categories=cats["symbol"]).codes
+    if (sym_idx < 0).any():
+        raise DataError(f"symbols {sorted(set(table['symbol']) - set(cats['symbol']))} unknown to the checkpoint")
+    per_idx = pd.Categorical(table["period"], categories=cats["period"]).codes
+    return cats, np.stack([sym_idx, per_idx], 1).astype(np.int64)
+
+
 def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
                       scalers: dict | None = None, features: list[str] | None = None,
                       levels: dict[str, str] | None = None, known_names: list[str] | None = None) -> WindowData:
@@ -298,56 +352,25 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         raise ConfigError(f"{leaf.config_path.parent / 'targets.yaml'}: key 'targets' = {missing}: not columns of "
                           f"{m.data.path}")
     L, H = m.window.encoder_length, m.window.max_prediction_length
-    step = period_delta(m.period)
     ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")
     time_split = leaf_time_split(leaf, table["timestamp"])
     spans = time_split.masks(ts)
-    in_train, in_val, in_test = spans["train"], spans["val"], spans["test"]
-
-    selected, excluded = select_features(table, leaf, np.flatnonzero(np.asarray(in_train)), levels)
-    if features is not None and selected != features:
-        missing = sorted(set(features) - set(selected))
-        extra = sorted(set(selected) - set(features))
-        raise DataError(f"{m.data.path}: its feature columns differ from the checkpoint's "
-                        f"(missing {missing[:10]}, extra {extra[:10]}); use a table with the training columns, or "
-                        f"start a new run (warm_start_train.py keeps the matching weights)")
-    features = selected
+    selected, excluded = select_features(table, leaf, np.flatnonzero(spans["train"]), levels)
+    features = _same_features(selected, features, m.data.path)
     raw_x = table[features].to_numpy(dtype=np.float64)
     raw_y = table[targets].to_numpy(dtype=np.float64)
-    seg = segment_start(table)
-    enough_history = np.arange(len(table)) - seg >= L - 1
-    finite_y = np.isfinite(raw_y).all(axis=1)
-    valid = enough_history & finite_y
-    # train/val/test need known targets (loss, calibration); the predict_* spans only need history,
-    # so the latest bars, whose outcomes are not known yet, are predicted too.
-    splits = {"train": np.flatnonzero(valid & in_train), "val": np.flatnonzero(valid & in_val),
-              "test": np.flatnonzero(valid & in_test), "predict_test": np.flatnonzero(enough_history & in_test),
-              "predict_all": np.flatnonzero(enough_history)}
+    enough_history = np.arange(len(table)) - segment_start(table) >= L - 1
+    splits = _split_rows(enough_history, np.isfinite(raw_y).all(axis=1), spans)
     if splits["train"].size == 0:
-        raise DataError(_no_window_message(leaf, table, targets, enough_history, in_train, time_split.edges[1]))
+        raise DataError(_no_window_message(leaf, table, targets, enough_history, spans["train"], time_split.edges[1]))
 
-    if scalers:
-        fx, fy = FeatureScaler.from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
-    else:
-        fx = FeatureScaler().fit(raw_x[np.flatnonzero(in_train)])  # rows of the training span only
-        fy = FeatureScaler().fit(raw_y[splits["train"]])
-    is_cls = np.array([t.kind == "classification" for t in leaf.targets.targets])
-    fy.mean_[is_cls], fy.scale_[is_cls] = 0.0, 1.0  # class labels stay 0/1
+    fx, fy = _scalers(leaf, scalers, raw_x[np.flatnonzero(spans["train"])], raw_y[splits["train"]])
     y = np.where(np.isfinite(raw_y), (raw_y - fy.mean_) / fy.scale_, np.nan).astype(np.float32)
-
-    cats = categories or {"symbol": sorted(table["symbol"].unique()), "period": [m.period]}
-    sym_idx = pd.Categorical(table["symbol"], categories=cats["symbol"]).codes
-    if (sym_idx < 0).any():
-        raise DataError(f"symbols {sorted(set(table['symbol']) - set(cats['symbol']))} unknown to the checkpoint")
-    per_idx = pd.Categorical(table["period"], categories=cats["period"]).codes
-    future = ts.asi8[:, None] + step.value * np.arange(1, H + 1)[None, :]
-    if known_names is None:
-        rows = splits["train"]
-        known_names = usable_known(list(m.features.known_future), ts[rows].max() - ts[rows].min(), step)
-    known = calendar_features(future, known_names)
+    cats, static = _encodings(table, m.period, categories)
+    known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
     return WindowData(
         x=torch.from_numpy(fx.transform(raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
-        known=torch.from_numpy(known), static=torch.from_numpy(np.stack([sym_idx, per_idx], 1).astype(np.int64)),
+        known=torch.from_numpy(known), static=torch.from_numpy(static),
         time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
         known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,

@@ -27,11 +27,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from src.bars import resample_ohlcv, suspect_ticks
 from src.build_config import DEFAULT_CONFIG, BuildConfig
 from src.generate_targets_auto import convert_selected_periods_to_csv
 from src.indicating import LONGEST_WINDOW, indicating_main, indicator_columns
 from src.market_calendar import MarketSession, assign_time_idx, calendar_missing, detect_session
-from src.market_data import discover_raw, ingest_price_bars, resample_ohlcv, suspect_ticks
+from src.market_data import discover_raw, ingest_price_bars
 from src.merging import BAD_TICKS, INGEST_REPORT, MANIFEST, merged_main
 from src.synthetic_market import MarketSpec, generate
 from utils.cli import guarded

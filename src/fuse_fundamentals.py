@@ -33,6 +33,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from src import fundamentals as fu
+from src.bars import OHLCV
 from src.fuse_config import DatasetConfig, FuseConfig, FusionJob, PostConvert
 from src.fusion import (
     KEYS,
@@ -43,9 +44,6 @@ from src.fusion import (
     compute_fused,
     load_inputs,
     missing_sources,
-)
-from src.market_data import (
-    OHLCV,
 )
 from src.merging import read_manifest
 from utils.cli import guarded
@@ -212,6 +210,28 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
     return fuse_dataset(base_csv, Path(out_csv).parent, job, load_inputs(base_csv, raw_dir))
 
 
+def _no_nan_policy(table: pd.DataFrame, ds: DatasetConfig, groups: dict[str, list[str]],
+                   skipped: dict[str, list[str]], fused_cols: list[str],
+                   source: str) -> tuple[pd.DataFrame, list[str], dict, list[str]]:
+    """The intersect trim of ``no_nan_policy``: (table, intersect columns, per-series stats, all-null columns)."""
+    pol = ds.no_nan_policy
+    if not pol.enabled:
+        return table, [], {}, []
+    if pol.scope == "onchain" and any("global.onchain" in g for g in skipped.values()):
+        logger.warning("dataset %s: no_nan_policy (scope onchain) not applied: the on-chain source was left out",
+                       ds.extra_field)
+        return table, [], {}, []
+    intersect_cols = groups.get("global.onchain", []) if pol.scope == "onchain" else pol.columns
+    unknown = [c for c in intersect_cols if c not in table.columns]
+    if unknown:
+        raise ConfigError(f"{source}: key 'no_nan_policy.columns': {unknown} are not columns of the fused "
+                          f"table; fused columns: {fused_cols}")
+    if not intersect_cols:
+        raise ConfigError(f"{source}: no_nan_policy scope 'onchain' needs include_global.onchain: true")
+    table, stats, dead = apply_intersect(table, intersect_cols)
+    return table, intersect_cols, stats, dead
+
+
 def fuse_dataset(base_csv: str | Path, out_dir: str | Path, job: FusionJob, inputs: FusionInputs,
                  snapshot: dict | None = None) -> FuseResult:
     """Fuse fundamentals into the merged panel and write one expert dataset into ``out_dir``.
@@ -241,21 +261,8 @@ def fuse_dataset(base_csv: str | Path, out_dir: str | Path, job: FusionJob, inpu
                        base[targets]], axis=1)
     stale_per_row = pd.Series(result.stale, index=base.index)
 
-    intersect_cols, dead, inter_stats = [], [], {}
-    pol = ds.no_nan_policy
-    if pol.enabled and pol.scope == "onchain" and any("global.onchain" in g for g in skipped.values()):
-        logger.warning("dataset %s: no_nan_policy (scope onchain) not applied: the on-chain source was left out",
-                       ds.extra_field)
-    elif pol.enabled:
-        intersect_cols = result.groups.get("global.onchain", []) if pol.scope == "onchain" else pol.columns
-        unknown = [c for c in intersect_cols if c not in table.columns]
-        if unknown:
-            raise ConfigError(f"{source}: key 'no_nan_policy.columns': {unknown} are not columns of the fused "
-                              f"table; fused columns: {fused_cols}")
-        if not intersect_cols:
-            raise ConfigError(f"{source}: no_nan_policy scope 'onchain' needs include_global.onchain: true")
-        table, inter_stats, dead = apply_intersect(table, intersect_cols)
-        fused_cols = [c for c in fused_cols if c not in dead]
+    table, intersect_cols, inter_stats, dead = _no_nan_policy(table, ds, result.groups, skipped, fused_cols, source)
+    fused_cols = [c for c in fused_cols if c not in dead]
     miss_stats, miss_cols = {}, pd.Series(dtype=np.int64)
     if ds.max_missing_ratio is not None:
         table, miss_stats, miss_cols = apply_missing_threshold(table, fused_cols, ds.max_missing_ratio)

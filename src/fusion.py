@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from src import fundamentals as fu
+from src.bars import infer_period
 from src.fuse_config import DatasetConfig, MaxStalenessHours, PublicationLagHours
 from src.market_data import (
     RawInventory,
     discover_raw,
-    infer_period,
     load_daily_series,
     load_funding,
     load_klines,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from src import indicators as ind
-from src.market_data import EXTRA_BAR_COLUMNS
+from src.bars import EXTRA_BAR_COLUMNS
 from utils.errors import DataError
 from utils.timeline import feature_columns
 

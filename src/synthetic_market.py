@@ -29,10 +29,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import math
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,8 +38,19 @@ import numpy as np
 import pandas as pd
 from scipy import signal, stats
 
+from src.binance_dump import write_monthly
+from src.synthetic_paths import (
+    abs_t_mean,
+    ar1,
+    epoch_ms,
+    extreme,
+    funding_last_published,
+    lagged,
+    rolling_sum,
+    shocks,
+)
 from utils.errors import ConfigError, ProjectError
-from utils.io import atomic_path, write_csv, write_json, write_parquet
+from utils.io import write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -141,69 +150,10 @@ def _symbol_params(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), np.array([r[3] for r in rows]))
 
 
-def _ar1(rng: np.random.Generator, shape: tuple[int, ...], phi: float, innov: np.ndarray | None = None) -> np.ndarray:
-    """Stationary unit-variance AR(1) along axis 0 (vectorized with ``lfilter``)."""
-    e = rng.standard_normal(shape) if innov is None else innov
-    x = signal.lfilter([math.sqrt(1 - phi**2)], [1.0, -phi], e, axis=0)
-    return x
-
-
 def _regime_path(rng: np.random.Generator, n: int) -> np.ndarray:
     switches = rng.random(n) > _REGIME_STAY
     steps = np.where(switches, rng.integers(1, len(REGIMES), n), 0)
     return (rng.integers(len(REGIMES)) + np.cumsum(steps)) % len(REGIMES)
-
-
-def _shocks(rng: np.random.Generator, n: int, beta: np.ndarray, nu: float) -> np.ndarray:
-    """Standardized multivariate Student-t shocks with a common factor, shape (n, k)."""
-    k = beta.size
-    chi2 = rng.chisquare(nu, size=(n, 1))
-    z = beta * rng.standard_normal((n, 1)) + np.sqrt(1 - beta**2) * rng.standard_normal((n, k))
-    return np.sqrt((nu - 2) / chi2) * z
-
-
-def _abs_t_mean(nu: float) -> float:
-    """E|eps| for a standardized Student-t with ``nu`` degrees of freedom."""
-    raw = 2 * math.sqrt(nu) * math.gamma((nu + 1) / 2) / (math.sqrt(math.pi) * (nu - 1) * math.gamma(nu / 2))
-    return raw * math.sqrt((nu - 2) / nu)
-
-
-def _epoch_ms(times: pd.DatetimeIndex) -> np.ndarray:
-    """Milliseconds since the epoch, whatever the index's resolution."""
-    return times.as_unit("ms").asi8
-
-
-def _lagged(x: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """``x`` shifted one bar later along axis 0 (row j holds x[j-1])."""
-    out = np.empty_like(x)
-    out[0] = fill
-    out[1:] = x[:-1]
-    return out
-
-
-def _rolling_sum(x: np.ndarray, w: int) -> np.ndarray:
-    c = np.cumsum(x, axis=0)
-    out = c.copy()
-    out[w:] = c[w:] - c[:-w]
-    return out
-
-
-def _funding_last_published(premium: np.ndarray, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Funding settled every 8h from the mean premium of the 8 bars before settlement.
-
-    Returns the settlement values (one per bar whose *close* is a settlement time, NaN
-    elsewhere) and, for every bar, the last funding rate published at or before its close.
-    """
-    mean8 = _rolling_sum(premium, 8) / 8
-    settles = ((hours + 1) % 8 == 0)[:, None]  # bar closes at 00/08/16 UTC
-    rate = np.clip(mean8, -0.0075, 0.0075)
-    published = np.where(settles, rate, np.nan)
-    last = pd.DataFrame(published).ffill().fillna(_FUNDING_MEAN).to_numpy()
-    return published, last
-
-
-def _extreme(fz: np.ndarray) -> np.ndarray:
-    return np.sign(fz) * np.maximum(np.abs(fz) - 1.0, 0.0)
 
 
 @dataclass
@@ -229,35 +179,35 @@ def _simulate_latent(spec: MarketSpec, rng: np.random.Generator) -> _Latent:
     times = pd.date_range(pd.Timestamp(spec.start, tz="UTC"), periods=n, freq="h")
     start_px, base_vol, beta = _symbol_params(k)
     regime = _regime_path(rng, n)
-    eps = _shocks(rng, n, beta, spec.nu)
+    eps = shocks(rng, n, beta, spec.nu)
 
-    vol_in = _VOL_A * (np.abs(eps) - _abs_t_mean(spec.nu)) + _VOL_LEV * eps + _VOL_NOISE * rng.standard_normal((n, k))
+    vol_in = _VOL_A * (np.abs(eps) - abs_t_mean(spec.nu)) + _VOL_LEV * eps + _VOL_NOISE * rng.standard_normal((n, k))
     g = signal.lfilter([0.0, 1.0], [1.0, -_VOL_PHI], vol_in, axis=0)
     sigma = base_vol * _REGIME_VOL[regime][:, None] * np.exp(g)
 
     # Premium index / funding: AR(1) partly driven by the return shocks (crowded longs after rallies).
-    prem_latent = _ar1(rng, (n, k), 0.99, 0.5 * eps + math.sqrt(0.75) * rng.standard_normal((n, k)))
+    prem_latent = ar1(rng, (n, k), 0.99, 0.5 * eps + math.sqrt(0.75) * rng.standard_normal((n, k)))
     premium = _FUNDING_MEAN + _FUNDING_SCALE * prem_latent
-    funding_published, funding_last = _funding_last_published(premium, times.hour.to_numpy())
+    funding_published, funding_last = funding_last_published(premium, times.hour.to_numpy(), _FUNDING_MEAN)
     fz = (funding_last - _FUNDING_MEAN) / _FUNDING_SCALE
 
-    oi_drift = 0.002 * _ar1(rng, (n, k), 0.995)
+    oi_drift = 0.002 * ar1(rng, (n, k), 0.995)
     log_oi = np.log(start_px * 0 + 1e5) + np.cumsum(oi_drift + 0.003 * rng.standard_normal((n, k)), axis=0)
     d_oi24 = log_oi - np.vstack([np.repeat(log_oi[:1], 24, axis=0), log_oi[:-24]])
-    mom24 = _rolling_sum(eps, 24) / math.sqrt(24)
+    mom24 = rolling_sum(eps, 24) / math.sqrt(24)
 
     n_days = spec.days
-    flow_daily = _ar1(rng, (n_days,), 0.6)
+    flow_daily = ar1(rng, (n_days,), 0.6)
     day_of_bar = np.arange(n) // 24
     flow_prev = np.where(day_of_bar > 0, flow_daily[np.maximum(day_of_bar - 1, 0)], 0.0)[:, None]
 
     s = spec.strength
     comps = {  # each already aligned to bar j (uses information up to the close of bar j-1)
         "regime": np.broadcast_to(_REGIME_DRIFT[regime][:, None], (n, k)) * s,
-        "funding": -K_FUND * _extreme(_lagged(fz)) * s,
-        "oi_momentum": K_OI * np.tanh(_lagged(d_oi24) / 0.05) * np.tanh(_lagged(mom24)) * s,
+        "funding": -K_FUND * extreme(lagged(fz)) * s,
+        "oi_momentum": K_OI * np.tanh(lagged(d_oi24) / 0.05) * np.tanh(lagged(mom24)) * s,
         "flow": -K_FLOW * np.broadcast_to(flow_prev, (n, k)) * s,
-        "reversal": -K_REV * (regime == 2)[:, None] * _lagged(eps) * s,
+        "reversal": -K_REV * (regime == 2)[:, None] * lagged(eps) * s,
     }
     mu = sigma * sum(comps.values())
     log_close = np.log(start_px) + np.cumsum(mu + sigma * eps, axis=0)
@@ -281,7 +231,7 @@ def _listing_mask(spec: MarketSpec, rng: np.random.Generator, n: int) -> tuple[n
 
 def _kline_frame(lat: _Latent, i: int, rows: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     close = np.exp(lat.log_close[:, i])
-    open_ = np.exp(_lagged(lat.log_close[:, i], lat.log_close[0, i] - lat.mu[0, i]))
+    open_ = np.exp(lagged(lat.log_close[:, i], lat.log_close[0, i] - lat.mu[0, i]))
     sig = lat.sigma[:, i]
     n = close.size
     high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal(n)) * 0.5 * sig)
@@ -291,7 +241,7 @@ def _kline_frame(lat: _Latent, i: int, rows: np.ndarray, rng: np.random.Generato
     volume = np.exp(log_vol) * 1e4 / close.mean()
     vwap = (open_ + high + low + close) / 4
     taker_share = np.clip(0.5 + 0.15 * np.tanh(e), 0.05, 0.95)
-    open_ms = _epoch_ms(lat.times)
+    open_ms = epoch_ms(lat.times)
     frame = pd.DataFrame({
         "open_time": open_ms, "open": open_, "high": high, "low": low, "close": close,
         "volume": volume, "close_time": open_ms + HOUR_MS - 1, "quote_volume": volume * vwap,
@@ -304,9 +254,9 @@ def _kline_frame(lat: _Latent, i: int, rows: np.ndarray, rng: np.random.Generato
 
 def _premium_frame(lat: _Latent, i: int, rows: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     p = lat.premium[:, i]
-    prev = _lagged(p, p[0])
+    prev = lagged(p, p[0])
     wick = np.abs(rng.standard_normal((2, p.size))) * 2e-5
-    open_ms = _epoch_ms(lat.times)
+    open_ms = epoch_ms(lat.times)
     frame = pd.DataFrame({
         "open_time": open_ms, "open": prev, "high": np.maximum(prev, p) + wick[0],
         "low": np.minimum(prev, p) - wick[1], "close": p, "volume": 0.0,
@@ -319,7 +269,7 @@ def _premium_frame(lat: _Latent, i: int, rows: np.ndarray, rng: np.random.Genera
 def _funding_frame(lat: _Latent, i: int, listed: np.ndarray) -> pd.DataFrame:
     rate = lat.funding_published[:, i]
     keep = ~np.isnan(rate) & listed
-    close_ms = _epoch_ms(lat.times) + HOUR_MS
+    close_ms = epoch_ms(lat.times) + HOUR_MS
     return pd.DataFrame({
         "calc_time": close_ms[keep], "funding_interval_hours": 8, "last_funding_rate": np.round(rate[keep], 8),
     })
@@ -352,8 +302,8 @@ def _global_frames(spec: MarketSpec, lat: _Latent, names: list[str], listed: np.
     trend = np.linspace(0, 0.4, n)
     onchain = pd.DataFrame({
         "date": days.strftime("%Y-%m-%d"),
-        "active_addresses": np.round(9e5 * np.exp(trend + 0.05 * _ar1(rng, (n,), 0.9))).astype(np.int64),
-        "transaction_count": np.round(3e5 * np.exp(0.5 * trend + 0.06 * _ar1(rng, (n,), 0.8))).astype(np.int64),
+        "active_addresses": np.round(9e5 * np.exp(trend + 0.05 * ar1(rng, (n,), 0.9))).astype(np.int64),
+        "transaction_count": np.round(3e5 * np.exp(0.5 * trend + 0.06 * ar1(rng, (n,), 0.8))).astype(np.int64),
         "exchange_net_flow": 1500.0 * (lat.flow_daily + 0.2 * rng.standard_normal(n)),
         "stablecoin_supply": 1.2e11 * np.exp(np.cumsum(0.0005 + 0.003 * rng.standard_normal(n))),
     }).iloc[spec.onchain_delay_days:].reset_index(drop=True)
@@ -364,7 +314,7 @@ def _global_frames(spec: MarketSpec, lat: _Latent, names: list[str], listed: np.
     alt_ret = alts.mean(axis=1).fillna(0.0).to_numpy()
     altcoin = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "altcoin_index": 1000 * np.exp(np.cumsum(alt_ret))})
     rel = pd.Series(alt_ret - daily_ret.iloc[:, 0].fillna(0.0).to_numpy()).rolling(7, min_periods=1).sum()
-    logit = np.log(0.45 / 0.55) + 0.3 * _ar1(rng, (n,), 0.98) - 1.5 * rel.to_numpy()
+    logit = np.log(0.45 / 0.55) + 0.3 * ar1(rng, (n,), 0.98) - 1.5 * rel.to_numpy()
     dominance = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "btc_dominance": 1 / (1 + np.exp(-logit))})
     return onchain, altcoin, dominance
 
@@ -477,28 +427,6 @@ def simulate(spec: MarketSpec) -> SyntheticMarket:
     )
 
 
-def _write_zip(frame: pd.DataFrame, path: Path) -> None:
-    """One CSV member per zip, as Binance publishes; fixed member date keeps bytes deterministic."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, float_format="%.10g")
-    info = zipfile.ZipInfo(path.with_suffix(".csv").name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
-        zf.writestr(info, buf.getvalue())
-
-
-def _write_monthly(frame: pd.DataFrame, time_col: str, folder: Path, stem: str) -> int:
-    t = frame[time_col]
-    ts = pd.to_datetime(t, utc=True) if t.dtype == object or pd.api.types.is_string_dtype(t) else \
-        pd.to_datetime(t, unit="ms", utc=True)
-    months = ts.dt.strftime("%Y-%m")
-    written = 0
-    for month, part in frame.groupby(months.to_numpy(), sort=True):
-        _write_zip(part, folder / f"{stem}-{month}.zip")
-        written += 1
-    return written
-
-
 def write_market(market: SyntheticMarket, out_dir: str | Path) -> Path:
     """Write the market under ``out_dir`` in the Binance public-data folder layout.
 
@@ -514,10 +442,10 @@ def write_market(market: SyntheticMarket, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     um = out / "futures" / "um" / "monthly"
     for name in market.klines:
-        _write_monthly(market.klines[name], "open_time", um / "klines" / name / "1h", f"{name}-1h")
-        _write_monthly(market.premium[name], "open_time", um / "premiumIndexKlines" / name / "1h", f"{name}-1h")
-        _write_monthly(market.funding[name], "calc_time", um / "fundingRate" / name, f"{name}-fundingRate")
-        _write_monthly(market.metrics[name], "create_time", um / "metrics" / name, f"{name}-metrics")
+        write_monthly(market.klines[name], "open_time", um / "klines" / name / "1h", f"{name}-1h")
+        write_monthly(market.premium[name], "open_time", um / "premiumIndexKlines" / name / "1h", f"{name}-1h")
+        write_monthly(market.funding[name], "calc_time", um / "fundingRate" / name, f"{name}-fundingRate")
+        write_monthly(market.metrics[name], "create_time", um / "metrics" / name, f"{name}-metrics")
     write_csv(market.onchain, out / "global" / "onchain_daily.csv")
     write_csv(market.altcoin, out / "global" / "altcoin_index_daily.csv")
     write_csv(market.dominance, out / "global" / "btc_dominance_daily.csv")

@@ -56,6 +56,11 @@ def _stage_args(seed: int, with_targets: bool = False) -> tuple[tuple, dict]:
     return (panel, _feats(panel), REG.name, False), {}
 
 
+EMBEDDED = EmbeddedSection(models=["lightgbm"], boruta_rounds=2, stability_subsamples=2, n_estimators=20,
+                           sample_cap=1500, shap=False)
+TREE_PERM = TreePermSection(repeats=1, folds=2, n_estimators=20, sample_cap=2000)
+WRAPPER = WrapperSection(method="rfe", folds=2, n_estimators=20, sample_cap=2000)
+
 # (name, factory of an unfitted learner, fit arguments for a seed)
 LEARNERS = [
     ("FeatureScaler", lambda: FeatureScaler(clip=5.0),
@@ -66,13 +71,9 @@ LEARNERS = [
     ("ZCombiner", lambda: ZCombiner(ZConfig(feature_prefixes=["E1__", "E2__"], output_dir="unused")), _z),
     ("FilterStage", lambda: FilterStage(FilterParams(windows=2, mi_sample=500), "1h"),
      lambda s: _stage_args(s, with_targets=True)),
-    ("EmbeddedStage", lambda: EmbeddedStage(EmbeddedSection(models=["lightgbm"], boruta_rounds=2, stability_subsamples=2,
-                                                            n_estimators=20, sample_cap=1500, shap=False), block_len=24),
-     lambda s: _stage_args(s)),
-    ("TreePermStage", lambda: TreePermStage(TreePermSection(repeats=1, folds=2, n_estimators=20, sample_cap=2000), "1h", 1),
-     lambda s: _stage_args(s)),
-    ("WrapperStage", lambda: WrapperStage(WrapperSection(method="rfe", folds=2, n_estimators=20, sample_cap=2000), "1h", 1),
-     lambda s: _stage_args(s)),
+    ("EmbeddedStage", lambda: EmbeddedStage(EMBEDDED, block_len=24), _stage_args),
+    ("TreePermStage", lambda: TreePermStage(TREE_PERM, "1h", 1), _stage_args),
+    ("WrapperStage", lambda: WrapperStage(WRAPPER, "1h", 1), _stage_args),
 ]
 
 

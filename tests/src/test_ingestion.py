@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from src.bars import resample_ohlcv
 from src.build_config import BuildConfig
 from src.build_full_merged import build, main
 from src.market_calendar import FX_DAY_START, FX_TIMEZONE, MarketSession, calendar_missing, detect_session
-from src.market_data import load_klines, resample_ohlcv
+from src.market_data import load_klines
 from tests.conftest import make_bars
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bad_inputs"
