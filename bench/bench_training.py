@@ -147,7 +147,7 @@ def evaluate_quality(leaf, ckpt: str, epochs_note: str) -> None:
     from sklearn.metrics import average_precision_score
 
     module = MyTFTModule.load_from_checkpoint(ckpt)
-    data = checkpoint_data(module, leaf)
+    data = checkpoint_data(module, module.leaf)  # the checkpoint's split dates and transforms
     module.eval()
     with torch.no_grad():
         p = torch.cat([torch.sigmoid(module(b)["pred"][:, 0, 0]) for b in make_loader(data, "val", 1024, False)])

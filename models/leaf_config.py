@@ -173,11 +173,11 @@ class ModelConfig:
     data: DataSection
     expert: str = ""
     modality: str = ""
-    features: FeatureSection = field(default_factory=FeatureSection)
-    window: WindowSection = field(default_factory=WindowSection)
-    split: SplitSection = field(default_factory=SplitSection)
-    model: ArchSection = field(default_factory=ArchSection)
-    calibration: CalibrationSection = field(default_factory=CalibrationSection)
+    features: FeatureSection = field(default_factory=FeatureSection)  # which columns are inputs
+    window: WindowSection = field(default_factory=WindowSection)  # encoder / decoder lengths
+    split: SplitSection = field(default_factory=SplitSection)  # fractions become dates once per run
+    model: ArchSection = field(default_factory=ArchSection)  # TFT sizes
+    calibration: CalibrationSection = field(default_factory=CalibrationSection)  # of the classification heads
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     trainer: TrainerSection = field(default_factory=TrainerSection)

@@ -30,8 +30,9 @@ from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
+from utils.cli import add_output_flags, guarded
 from utils.config import from_mapping
-from utils.errors import ConfigError, DataError, Interrupted, ProjectError
+from utils.errors import ConfigError, DataError, Interrupted
 from utils.io import file_fingerprint, write_text
 from utils.locks import output_lock
 from utils.metric_factory import METRICS, get_metric
@@ -348,24 +349,18 @@ def entry(argv: list[str] | None, init_from: InitFrom, prog: str) -> int:
     p.add_argument("--config", required=True, help="configs/experts/<Expert>/<period>/<modality>/model_config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. training.max_epochs=3 (targets.* / weights.* for the others)")
-    p.add_argument("--data-root", help="data root of the build (its --out): the leaf's data/... path moves there")
-    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run trains this leaf")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_output_flags(p, "run trains this leaf")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     ensure_spawn_safe()
-    try:
-        sets = data_root_override(args.config, args.data_root) + list(args.set)
-        result = run(load_leaf(args.config, sets), init_from, wait=not args.no_wait)
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    except Interrupted as exc:
-        logger.error("interrupted: %s", exc)
-        return exc.exit_code
+    return guarded(_entry_run, args, init_from)
+
+
+def _entry_run(args: argparse.Namespace, init_from: InitFrom) -> None:
+    sets = data_root_override(args.config, args.data_root) + list(args.set)
+    result = run(load_leaf(args.config, sets), init_from, wait=not args.no_wait)
     logger.info("best %s = %s (%s); last: %s", result.monitor, result.best_score, result.best_model_path,
                 result.last_model_path)
     if result.prediction is not None:
         logger.info("validation predictions: %s; eval report: %s", result.prediction.predictions,
                     result.prediction.eval_report)
-    return 0

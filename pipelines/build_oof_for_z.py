@@ -35,7 +35,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.regime_core import REGIME_COLUMNS, regime_features
-from utils.errors import DataError, ProjectError
+from utils.cli import add_output_flags, guarded
+from utils.errors import DataError
 from utils.io import read_frame, write_csv, write_parquet
 from utils.locks import output_lock
 from utils.paths import rebase
@@ -197,25 +198,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fundamentals-path", default=None,
                    help="table with funding_rate / oi_value for the regime slopes (default: the first "
                         "data/merged/expert_group/*_base table that has them)")
-    p.add_argument("--data-root", help="data root of the build (its --out): data/... paths move there")
-    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run writes the output folder")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_output_flags(p, "run writes the output folder")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
+    return guarded(_build_table, args)
+
+
+def _build_table(args: argparse.Namespace) -> None:
     data_path = rebase(args.data_path, args.data_root)
     funda = rebase(args.fundamentals_path, args.data_root) if args.fundamentals_path else None
-    try:
-        with output_lock(Path(args.output).parent, not args.no_wait, "stacking-table build"):
-            z, coverage = build(args.predictions_root, data_path, args.splits.split(","), funda)
-            out = write_parquet(z, args.output)
-            write_csv(coverage, Path(args.output).with_name(Path(args.output).stem + "_coverage.csv"))
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
+    with output_lock(Path(args.output).parent, not args.no_wait, "stacking-table build"):
+        z, coverage = build(args.predictions_root, data_path, args.splits.split(","), funda)
+        out = write_parquet(z, args.output)
+        write_csv(coverage, Path(args.output).with_name(Path(args.output).stem + "_coverage.csv"))
     logger.info("%s: %d rows x %d columns", out, len(z), z.shape[1])
     for _, r in coverage.iterrows():
         logger.info("coverage %-24s %7d rows  %.1f%%", r["expert"], r["rows"], 100 * r["coverage"])
-    return 0
 
 
 if __name__ == "__main__":

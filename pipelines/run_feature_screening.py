@@ -39,18 +39,19 @@ from tqdm.auto import tqdm
 
 from features.selection.aggregate import aggregate, evidence_table
 from features.selection.common import fit_tree, is_classification, model_score
-from features.selection.config import ScreeningConfig, StageWeights, load_screening_config, resolve_experts
+from features.selection.config import ScreeningConfig, StageWeights, resolve_experts
 from features.selection.embedded_stage import EmbeddedStage, read_tft_gating
 from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from models.leaf_config import TargetsConfig
+from utils.cli import add_output_flags, guarded
 from utils.config import load_config
-from utils.errors import ConfigError, DataError, ProjectError
+from utils.errors import ConfigError, DataError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
 from utils.locks import output_lock
 from utils.paths import rebase
-from utils.timeline import PERIODS, TimeSplit, check_periods, embargo_bars, feature_columns, time_at_share
+from utils.timeline import PERIODS, TimeSplit, embargo_bars, feature_columns, time_at_share
 
 logger = logging.getLogger(__name__)
 
@@ -424,29 +425,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="recompute finished stages")
     p.add_argument("--periods", default=None,
                    help="comma-separated periods (default: the config's, or every period present in the table)")
-    p.add_argument("--data-root", help="data root of the build (its --out): the tables' data/... paths move there")
-    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another screening writes an expert")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_output_flags(p, "screening writes an expert")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        cfg = with_data_root(load_screening_config(args.config), args.data_root)
-        if args.periods:
-            periods = [x.strip() for x in args.periods.split(",") if x.strip()]
-            check_periods("--periods", periods)
-            cfg = dataclasses.replace(cfg, periods=periods)
-        experts = resolve_experts(cfg, args.experts.split(",") if args.experts else None)
-        summaries = {}
-        for expert in experts:
-            summaries[expert] = run_expert(cfg, expert, args.force, wait=not args.no_wait)
-            print(f"{expert}: core {len(summaries[expert]['core'])} features -> {Path(cfg.output_root) / expert}; "
-                  f"leak suspects: {summaries[expert]['leak_suspects'] or 'none'}")
-        path = export_core(cfg, summaries)
-        print(f"core list exported to {path}")
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
+    return guarded(_screen, args)
+
+
+def _screen(args: argparse.Namespace) -> None:
+    periods = [x.strip() for x in args.periods.split(",") if x.strip()] if args.periods else None
+    overrides = {"periods": periods} if periods else {}  # validated by the loader like the file's own value
+    cfg = with_data_root(load_config(args.config, ScreeningConfig, overrides), args.data_root)
+    summaries = {}
+    for expert in resolve_experts(cfg, args.experts.split(",") if args.experts else None):
+        summaries[expert] = run_expert(cfg, expert, args.force, wait=not args.no_wait)
+        print(f"{expert}: core {len(summaries[expert]['core'])} features -> {Path(cfg.output_root) / expert}; "
+              f"leak suspects: {summaries[expert]['leak_suspects'] or 'none'}")
+    print(f"core list exported to {export_core(cfg, summaries)}")
 
 
 if __name__ == "__main__":

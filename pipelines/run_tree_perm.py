@@ -23,8 +23,8 @@ from features.selection.config import ScreeningConfig, resolve_experts
 from features.selection.filter_stage import drop_reasons
 from features.selection.stats import correlation_clusters
 from pipelines.run_feature_screening import expert_targets, period_data, read_table, run_stage3
+from utils.cli import guarded
 from utils.config import load_config
-from utils.errors import ProjectError
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", default=None)
     args = p.parse_args(argv)
     configure_logging(False)
-    try:
-        cfg = load_config(args.config, ScreeningConfig, stage3_overrides(args))
-        run_stage3_alone(cfg, args.experts.split(",") if args.experts else None,
-                         args.targets.split(",") if args.targets else None)
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
+    return guarded(lambda: run_stage3_alone(load_config(args.config, ScreeningConfig, stage3_overrides(args)),
+                                            args.experts.split(",") if args.experts else None,
+                                            args.targets.split(",") if args.targets else None))
 
 
 if __name__ == "__main__":

@@ -43,12 +43,12 @@ class NoNanPolicy:
 class PublicationLagHours:
     """Delay between an observation's timestamp and the moment it is published (hours)."""
 
-    funding: float = bounded(0.0, ge=0.0)
-    metrics: float = bounded(0.0, ge=0.0)
+    funding: float = bounded(0.0, ge=0.0)  # a settled rate is public at its calc_time
+    metrics: float = bounded(0.0, ge=0.0)  # open interest snapshots are public at their create_time
     premium: float = bounded(0.0, ge=0.0)  # on top of the kline's own interval (available at its close)
     onchain: float = bounded(24.0, ge=0.0)  # a daily value is usable once its day has ended
-    altcoin: float = bounded(24.0, ge=0.0)
-    dominance: float = bounded(24.0, ge=0.0)
+    altcoin: float = bounded(24.0, ge=0.0)  # daily index: as on-chain
+    dominance: float = bounded(24.0, ge=0.0)  # daily share: as on-chain
 
 
 @dataclass

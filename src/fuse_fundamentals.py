@@ -46,7 +46,7 @@ from src.fusion import (
     missing_sources,
 )
 from src.merging import read_manifest
-from utils.cli import guarded
+from utils.cli import add_output_flags, guarded
 from utils.config import from_mapping, load_config
 from utils.errors import ConfigError, DataError
 from utils.io import atomic_dir, remove_stale, write_csv
@@ -387,9 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--raw-dir", help="raw folder of the fundamentals (default: the one the build used)")
     p.add_argument("--missing-sources", choices=["error", "skip"],
                    help="a source without raw files: stop listing all of them (error), or leave them out (skip)")
-    p.add_argument("--data-root", help="data root of the build (its --out): data/... paths of the config move there")
-    p.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another fusion writes the same folder")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_output_flags(p, "fusion writes the same folder")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     experts = [e.strip() for e in args.experts.split(",")] if args.experts else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,3 +28,15 @@ def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         logger.error("interrupted: %s", exc)
         return exc.exit_code
     return EXIT_OK
+
+
+def add_output_flags(parser: argparse.ArgumentParser, writer: str, data_root: bool = True) -> None:
+    """The flags every entry that reads a build and writes outputs shares: ``--data-root``, ``--no-wait``, ``-v``.
+
+    ``writer`` names what holds the lock (``"run trains this leaf"``) in the ``--no-wait`` help.
+    """
+    if data_root:
+        parser.add_argument("--data-root", help="data root of the build (its --out): the config's data/... paths "
+                                                "move there")
+    parser.add_argument("--no-wait", action="store_true", help=f"stop (exit 2) if another {writer}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

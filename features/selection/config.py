@@ -97,25 +97,25 @@ class TreePermSection:
     modes: list[Literal["cyclic", "block"]] = field(default_factory=lambda: ["cyclic", "block"])
     block_len_by_period: dict[str, int] = field(default_factory=lambda: {"1h": 48, "4h": 42, "1d": 20})
     group_cols: list[str] = field(default_factory=lambda: ["symbol"])
-    repeats: int = bounded(3, ge=1)
-    folds: int = bounded(3, ge=1, le=20)
-    embargo_bars: int | None = bounded(None, ge=0)
-    purge_bars: int | None = bounded(None, ge=0)
-    cluster_permutation: bool = True
-    n_estimators: int = bounded(150, ge=10)
-    sample_cap: int = bounded(60000, ge=500)
+    repeats: int = bounded(3, ge=1)  # permutations per feature, fold and mode
+    folds: int = bounded(3, ge=1, le=20)  # expanding time folds (utils.timeline.expanding_splits)
+    embargo_bars: int | None = bounded(None, ge=0)  # null: the label horizon (never less: the timeline's rule)
+    purge_bars: int | None = bounded(None, ge=0)  # null: the label horizon; longer ends fit labels earlier
+    cluster_permutation: bool = True  # permute a correlation cluster together (importance not split)
+    n_estimators: int = bounded(150, ge=10)  # LightGBM trees per fold
+    sample_cap: int = bounded(60000, ge=500)  # rows kept: the latest contiguous span
 
 
 @dataclass
 class GASection:
     """Genetic search settings."""
 
-    pop: int = bounded(16, ge=4)
-    gen: int = bounded(8, ge=1)
-    cx: float = bounded(0.7, ge=0.0, le=1.0)
-    mut: float = bounded(0.05, ge=0.0, le=1.0)
-    sample_cap: int = bounded(20000, ge=500)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    pop: int = bounded(16, ge=4)  # population size
+    gen: int = bounded(8, ge=1)  # generations
+    cx: float = bounded(0.7, ge=0.0, le=1.0)  # crossover probability
+    mut: float = bounded(0.05, ge=0.0, le=1.0)  # per-gene mutation probability
+    sample_cap: int = bounded(20000, ge=500)  # rows kept: the latest contiguous span
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one search per seed; genes kept by frequency
 
 
 @dataclass
@@ -153,10 +153,10 @@ class StageWeights:
 class AggregationSection:
     """How stage evidence becomes the core list."""
 
-    topk_core: int = bounded(30, ge=1)
-    topk_per_pair: int = bounded(20, ge=1)
-    min_appear_rate: float = bounded(0.5, ge=0.0, le=1.0)
-    min_appear_rate_era: float = bounded(0.5, ge=0.0, le=1.0)
+    topk_core: int = bounded(30, ge=1)  # at most this many core features
+    topk_per_pair: int = bounded(20, ge=1)  # candidates taken from each (period, target) pair
+    min_appear_rate: float = bounded(0.5, ge=0.0, le=1.0)  # share of pairs a core feature must appear in
+    min_appear_rate_era: float = bounded(0.5, ge=0.0, le=1.0)  # share of eras (years) with positive evidence
     weights_yaml: str | None = None
     export_expert: str | None = None  # whose core list goes to configs/selected_features.txt (default: the last run)
     weights: dict[str, float] = field(default_factory=lambda: {"filter": 1.0, "embedded": 1.0, "tree_perm": 1.5,
@@ -185,12 +185,12 @@ class ScreeningConfig:
     experts: dict[str, ExpertEntry]
     experts_run: list[str] = field(default_factory=list)
     periods: list[str] | None = None  # None: every period present in each expert's base table
-    splits: Splits = field(default_factory=Splits)
-    filter: FilterSection = field(default_factory=FilterSection)
-    embedded: EmbeddedSection = field(default_factory=EmbeddedSection)
-    tree_perm: TreePermSection = field(default_factory=TreePermSection)
-    wrapper: WrapperSection = field(default_factory=WrapperSection)
-    aggregation: AggregationSection = field(default_factory=AggregationSection)
+    splits: Splits = field(default_factory=Splits)  # the outer span held back from every stage
+    filter: FilterSection = field(default_factory=FilterSection)  # stage 1
+    embedded: EmbeddedSection = field(default_factory=EmbeddedSection)  # stage 2
+    tree_perm: TreePermSection = field(default_factory=TreePermSection)  # stage 3
+    wrapper: WrapperSection = field(default_factory=WrapperSection)  # stage 4
+    aggregation: AggregationSection = field(default_factory=AggregationSection)  # evidence -> core list
     finalize: FinalizeSection = field(default_factory=FinalizeSection)
     output_root: str = "reports/feature_evidence"
     expert_config_root: str = "configs/experts"

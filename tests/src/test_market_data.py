@@ -6,16 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.bars import clean_bars, infer_period, resample_ohlcv
 from src.market_data import (
-    clean_bars,
     discover_raw,
-    infer_period,
     load_daily_series,
     load_funding,
     load_generic_ohlcv,
     load_klines,
     load_metrics,
-    resample_ohlcv,
     symbol_from_filename,
 )
 from tests.conftest import kline_csv_text, make_bars
