@@ -12,8 +12,8 @@ Checks, each PASS or FAIL:
 * ``gaps``: consecutive rows further apart than the period's threshold (in bars);
 * ``missing``: columns with a NaN share above ``--max-missing``;
 * ``late_prediction``: an expert's ``<expert>__pred_time`` at or after the realization of its
-  shortest target (``timestamp + (h + 1) x period``; timestamps are bar open times, so the 1-bar
-  outcome is known at the close of the next bar);
+  shortest target (:func:`utils.timeline.label_end`: ``timestamp + (h + 1) x period``; timestamps are bar
+  open times, so the 1-bar outcome is known at the close of the next bar);
 * ``leak_correlation``: a feature whose |Spearman correlation| with a return or direction target
   (``target_logreturn*``, ``target_binarytrend*``) exceeds ``--max-abs-corr``: no honest market feature
   predicts next-bar returns that well, so such a column almost certainly contains the future.
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from utils.errors import DataError, ProjectError
-from utils.timeline import feature_columns, horizon_of, period_delta
+from utils.timeline import feature_columns, horizon_of, label_end, period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +88,16 @@ def check_missing(z: pd.DataFrame, max_missing: float) -> Check:
 
 def check_late_predictions(z: pd.DataFrame) -> Check:
     """Predictions available only after their target was realized."""
-    step = z["period"].map(period_delta)
     bad = []
     for col in [c for c in z.columns if c.endswith("__pred_time")]:
         expert = col.removesuffix("__pred_time")
         targets = [c.split("__")[1] for c in z.columns if c.startswith(f"{expert}__") and c.endswith("__score")]
         h = min((horizon_of(t) for t in targets), default=1)
         pred = pd.to_datetime(z[col], utc=True)
-        late = pred.notna() & (pred >= z["timestamp"] + step * (h + 1))
+        known = pd.Series(pd.NaT, index=z.index, dtype="datetime64[ns, UTC]")
+        for period, idx in z.groupby("period").groups.items():  # the timeline's label end, per period
+            known.loc[idx] = label_end(z.loc[idx, "timestamp"], str(period), h)
+        late = pred.notna() & (pred >= known)
         if late.any():
             bad.append(f"{expert}: {int(late.sum())} rows (horizon {h})")
     return Check("late_prediction", not bad, "; ".join(bad) or "every prediction precedes its outcome")
