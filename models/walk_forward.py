@@ -9,8 +9,9 @@ backwards from the end of the data. Window ``k``:
 * predicts only its OOF block ``[val_end_k + embargo, oof_end_k)``, which is after all its training
   and validation labels; rows are tagged ``split='oof'`` and ``train_window_id='wfKK_<start>-<end>'``.
 
-Each window is an ordinary training run (:func:`models.training.run`) with its split dates set by
-overrides and its own log / checkpoint folder (``tft/wfKK``).
+Each window is an ordinary training run (:func:`models.training.run`) of a copy of the leaf with the window's
+split dates, window id and run tag (:meth:`Window.apply`: typed, no ``--set`` strings), in its own log /
+checkpoint folder (``tft/wfKK``). The embargo follows the timeline's rule (:func:`utils.timeline.embargo_bars`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ tables (``pkl_path``: base, ``rich_pkl_path``: rich), per period:
 * targets: the union of the expert's ``targets.yaml`` over the configured periods; regression targets go
   to IC and classification targets to MI unless ``filter.params.ic_targets / mi_targets`` say otherwise;
 * outer split (``splits.outer``: the last ``days`` or ``ratio`` of the timeline) is held back: every
-  statistic of stages 1-4 uses the training part only (rows whose labels end before the outer span);
+  statistic of stages 1-4 uses the training part only (rows whose labels are known before the boundary); the
+  outer span starts an embargo of the label horizon later (:class:`utils.timeline.TimeSplit`);
 * stages write under ``<output_root>/<Expert>/<modality>/``; a finished stage (marker ``_done.json`` with
   the settings' hash) is reused unless ``--force``;
 * aggregation writes ``<output_root>/<Expert>/aggregated_core.csv``, ``selected_features.txt`` (also copied
