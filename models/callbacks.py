@@ -29,6 +29,7 @@ from models.outputs import (
     write_predictions,
 )
 from utils.eval_report import eval_report, write_eval_report
+from utils.interrupts import deferred_sigint
 from utils.io import write_csv
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class ValidationOutputs(L.Callback):
         result = getattr(pl_module, "latest_validation", None)
         if trainer.sanity_checking or not trainer.is_global_zero or result is None:
             return
+        with deferred_sigint():
+            self._write(trainer, pl_module, result)
+
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, result) -> None:
         log_dir, writer, step = _log_dir(trainer), _tb_writer(trainer), int(trainer.global_step)
         self.stamp = self.stamp or utc_stamp()
         m = pl_module.leaf.model
@@ -74,7 +79,8 @@ class ValidationOutputs(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """``tft_gating.csv`` (inside the worker process under ddp_spawn)."""
         if trainer.is_global_zero and trainer.logger is not None and trainer.logger.log_dir:
-            write_csv(pl_module.importances(), _log_dir(trainer) / "tft_gating.csv")
+            with deferred_sigint():
+                write_csv(pl_module.importances(), _log_dir(trainer) / "tft_gating.csv")
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -105,6 +111,10 @@ class PredictionWriter(BasePredictionWriter):
         batches, self._batches = self._batches, []
         if not batches or not trainer.is_global_zero:
             return
+        with deferred_sigint():
+            self._write(trainer, pl_module, batches)
+
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, batches: list[dict]) -> None:
         decoded = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
         frame = pl_module.contract_frame(decoded, self.split)
         m, log_dir, stamp = pl_module.leaf.model, _log_dir(trainer), utc_stamp()

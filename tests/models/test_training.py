@@ -222,14 +222,17 @@ def test_signal_saves_the_step_marks_interrupted_and_resume_continues(leaf_path,
     repo = Path(train_multi_tft.__file__).resolve().parent
     cmd = [sys.executable, str(repo / "train_multi_tft.py"), "--config", str(leaf_path),
            "--set", "training.max_epochs=10000", "--set", "training.limit_train_batches=50"]
-    proc = subprocess.Popen(cmd, cwd=leaf_path.parents[5], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(repo)})
-    ckpt_dir = load_leaf(leaf_path).ckpt_dir
-    deadline = time.time() + 120
-    while not list(ckpt_dir.glob("epoch*.ckpt")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)  # training is under way once the first epoch's checkpoint exists
-    proc.send_signal(getattr(signal, signame))
-    out = proc.communicate(timeout=120)[0].decode()
+    log = leaf_path.parents[5] / f"{signame}.log"  # a file, not a pipe: nothing can block the child's writes
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, cwd=leaf_path.parents[5], stdout=sink, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(repo)})
+        ckpt_dir = load_leaf(leaf_path).ckpt_dir
+        deadline = time.time() + 120
+        while not list(ckpt_dir.glob("epoch*.ckpt")) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # training is under way once the first epoch's checkpoint exists
+        proc.send_signal(getattr(signal, signame))
+        proc.wait(timeout=120)
+    out = log.read_text(errors="replace")
     assert proc.returncode == code, out[-2000:]
     summary = json.loads((ckpt_dir / "stage_summary.json").read_text())
     assert summary["status"] == "interrupted" and "train_resume.py --config" in out
