@@ -202,6 +202,14 @@ def _resume_data(leaf: Leaf, table: pd.DataFrame) -> tuple[Leaf, WindowData, Pat
     return leaf, data, last
 
 
+def _restore_ctrl_c() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def write_snapshot(leaf: Leaf, data: WindowData) -> Path:
     """``config_snapshot.yaml`` in the checkpoint folder: the resolved configs (split fractions as dates) and the
     spans the run uses."""
@@ -319,6 +327,7 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResu
     except BaseException:  # Lightning turns SIGTERM into SystemExit(no code) and SIGINT into sys.exit(1)
         if stop.signal_name is None:
             raise
+        _restore_ctrl_c()  # Lightning leaves SIGINT ignored after an interrupt; a library caller gets it back
         if trainer.is_global_zero:
             _, best = checkpoint_outcome(leaf.ckpt_dir / "last.ckpt")
             write_stage_summary(leaf.ckpt_dir / "stage_summary.json", best, None, status="interrupted")

@@ -46,6 +46,18 @@ def kline_csv_text(bars: pd.DataFrame, header: bool = True, unit: str = "ms") ->
     return frame.to_csv(index=False, header=header)
 
 
+@pytest.fixture(autouse=True)
+def default_ctrl_c():
+    """Every test starts and ends with Python's Ctrl-C handler. Lightning ignores SIGINT (SIG_IGN) once a run it
+    drives is interrupted; left so, the setting would leak into later tests and into their child processes, which
+    inherit it and then ignore the SIGINT a test sends them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture
 def bars() -> pd.DataFrame:
     """600 hourly bars of one symbol."""

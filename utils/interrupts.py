@@ -26,8 +26,8 @@ def deferred_sigint() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if received:
+        if received and previous != signal.SIG_IGN:
             if callable(previous):
                 previous(signal.SIGINT, None)
-            elif previous == signal.SIG_DFL:
+            else:  # SIG_DFL, or a handler installed outside Python (None): never drop a Ctrl-C
                 raise KeyboardInterrupt

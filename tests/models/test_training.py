@@ -230,8 +230,12 @@ def test_signal_saves_the_step_marks_interrupted_and_resume_continues(leaf_path,
         deadline = time.time() + 120
         while not list(ckpt_dir.glob("epoch*.ckpt")) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)  # training is under way once the first epoch's checkpoint exists
+        time.sleep(1.0)  # into the next epoch's batches, past the epoch-end writes
         proc.send_signal(getattr(signal, signame))
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()  # never leave a training child behind when the test fails
     out = log.read_text(errors="replace")
     assert proc.returncode == code, out[-2000:]
     summary = json.loads((ckpt_dir / "stage_summary.json").read_text())
