@@ -135,8 +135,7 @@ class TimeSplit:
             raise ValueError(f"{len(self.names)} span names need {len(self.names) + 1} edges, got {len(self.edges)}")
         if self.embargo < 0 or self.horizon < 0:
             raise ValueError("horizon and embargo must be >= 0")
-        inner = [e for e in self.edges[1:-1]]
-        if any(e is None for e in inner):
+        if any(e is None for e in self.edges[1:-1]):
             raise ValueError("only the first and the last edge may be open (None)")
         known = [e for e in self.edges if e is not None]
         if any(b <= a for a, b in zip(known, known[1:], strict=False)):
