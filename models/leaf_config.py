@@ -255,19 +255,28 @@ class Leaf:
     config_path: Path
     run_tag: str = ""  # e.g. 'wf00' for walk-forward window 0: its own log and checkpoint folders
 
-    @property
-    def log_dir(self) -> Path:
-        """TensorBoard root: ``lightning_logs/experts/<expert>/<period>/<modality>/tft[/<run_tag>]``."""
+    def model_log_dir(self, model: str) -> Path:
+        """Log root of one model of the leaf (``tft``, or a baseline's name: :mod:`models.baselines`):
+        ``lightning_logs/experts/<expert>/<period>/<modality>/<model>[/<run_tag>]``."""
         m = self.model
-        root = Path("lightning_logs/experts") / m.expert / m.period / m.modality / "tft"
+        root = Path("lightning_logs/experts") / m.expert / m.period / m.modality / model
+        return root / self.run_tag if self.run_tag else root
+
+    def model_ckpt_dir(self, model: str) -> Path:
+        """Checkpoint folder of one model: ``checkpoints/experts/<expert>/<period>/<modality>/<model>[/<run_tag>]``."""
+        m = self.model
+        root = Path("checkpoints/experts") / m.expert / m.period / m.modality / model
         return root / self.run_tag if self.run_tag else root
 
     @property
+    def log_dir(self) -> Path:
+        """TensorBoard root of the TFT: ``lightning_logs/experts/<expert>/<period>/<modality>/tft[/<run_tag>]``."""
+        return self.model_log_dir("tft")
+
+    @property
     def ckpt_dir(self) -> Path:
-        """Checkpoints: ``checkpoints/experts/<expert>/<period>/<modality>/tft[/<run_tag>]``."""
-        m = self.model
-        root = Path("checkpoints/experts") / m.expert / m.period / m.modality / "tft"
-        return root / self.run_tag if self.run_tag else root
+        """TFT checkpoints: ``checkpoints/experts/<expert>/<period>/<modality>/tft[/<run_tag>]``."""
+        return self.model_ckpt_dir("tft")
 
     def to_dict(self) -> dict[str, Any]:
         """Resolved configuration (stored in checkpoints)."""

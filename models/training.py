@@ -210,12 +210,12 @@ def _restore_ctrl_c() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def write_snapshot(leaf: Leaf, data: WindowData) -> Path:
-    """``config_snapshot.yaml`` in the checkpoint folder: the resolved configs (split fractions as dates) and the
-    spans the run uses."""
+def write_snapshot(leaf: Leaf, data: WindowData, folder: Path | None = None) -> Path:
+    """``config_snapshot.yaml`` in the checkpoint folder (``folder``, default the TFT's): the resolved configs
+    (split fractions as dates) and the spans the run uses."""
     snap = {**leaf.to_dict(), "time_split": data.time_split.describe() if data.time_split else None,
             "windows": {k: int(v.size) for k, v in data.splits.items()}, "features": data.features}
-    return write_text(yaml.safe_dump(snap, sort_keys=False), leaf.ckpt_dir / "config_snapshot.yaml")
+    return write_text(yaml.safe_dump(snap, sort_keys=False), (folder or leaf.ckpt_dir) / "config_snapshot.yaml")
 
 
 def _warm_source(leaf: Leaf) -> Path:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.baseline_runs import run_baseline
+from models.baselines import check_model
 from models.leaf_config import Leaf, load_leaf
 from models.prediction import PredictResult, load_expert, predict
 from models.training import run
@@ -105,25 +107,32 @@ def leaf_windows(leaf: Leaf, table: pd.DataFrame) -> list[Window]:
 
 
 def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
-                     wait: bool = True) -> list[PredictResult]:
+                     wait: bool = True, model: str = "tft") -> list[PredictResult]:
     """Train every window of a leaf and write its OOF predictions; returns one result per window.
 
-    The leaf's checkpoint folder is locked for the whole walk-forward (one writer; ``wait=False`` stops).
+    ``model`` is ``tft`` or a baseline (:data:`models.baselines.BASELINE_MODELS`), fit on each window's rows
+    exactly as the TFT is. The model's checkpoint folder of the leaf is locked for the whole walk-forward (one
+    writer; ``wait=False`` stops).
     """
     from utils.locks import output_lock
 
     base = load_leaf(config, overrides)
-    with output_lock(base.ckpt_dir, wait, "walk-forward run of this leaf"):
-        return _windows(base)
+    if model != "tft":
+        check_model(model)
+    with output_lock(base.model_ckpt_dir(model), wait, f"walk-forward run of this leaf ({model})"):
+        return _windows(base, model)
 
 
-def _windows(base: Leaf) -> list[PredictResult]:
+def _windows(base: Leaf, model: str = "tft") -> list[PredictResult]:
     table = read_table(base.model.data.path)
     results = []
     for win in leaf_windows(base, table):
         leaf = win.apply(base)
-        logger.info("walk-forward %s: train < %s, val < %s, OOF [%s, %s)", win.tag, win.train_end, win.val_end,
-                    win.oof_start, win.oof_end)
+        logger.info("walk-forward %s (%s): train < %s, val < %s, OOF [%s, %s)", win.tag, model, win.train_end,
+                    win.val_end, win.oof_start, win.oof_end)
+        if model != "tft":
+            results += run_baseline(leaf, model, ("test",), table, label="oof")
+            continue
         result = run(leaf, table=table)
         module, ck_leaf = load_expert(result.best_model_path or result.last_model_path)
         results.append(predict(module, ck_leaf, "test", log_dir=result.log_dir, table=table, label="oof",

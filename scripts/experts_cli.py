@@ -10,6 +10,13 @@ Usage::
                                           [--split val|test|all]
     python scripts/experts_cli.py summary   # each trained leaf: latest predictions, eval report, short table
     python scripts/experts_cli.py oof --expert Alpha-Dir-TFT --leaf 1h/base [--set walk_forward.n_windows=4]
+                                      [--model tft|logistic|lightgbm|xgboost|catboost]
+    python scripts/experts_cli.py baseline --expert Alpha-Dir-TFT --leaf 1h/base --model logistic|lightgbm
+                                           [--split val|test|all]   (repeatable; default val)
+
+``baseline`` fits a simple model on exactly the leaf's training rows and features (models/baselines.py),
+calibrates it on validation like the TFT and writes the same predictions / eval report under
+``lightning_logs/experts/<expert>/<period>/<modality>/<model>/``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.baselines import BASELINE_MODELS
 from models.leaf_config import Leaf, data_root_override, load_leaf
 from models.training import entry
 from utils.errors import Interrupted, ProjectError
@@ -99,6 +107,23 @@ def predict_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def baseline_cmd(args: argparse.Namespace, config: Path) -> int:
+    """``baseline``: fit a baseline model on the leaf's rows; write predictions and eval reports."""
+    from models.baseline_runs import run_baseline
+    from utils.logging_setup import configure_logging
+
+    configure_logging(args.verbose)
+    try:
+        results = run_baseline(load_leaf(config, args.set), args.model, tuple(args.split or ["val"]))
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    for r in results:
+        print(f"predictions: {r.predictions} ({r.rows:,} rows)\neval report: {r.eval_report}")
+        print(format_table(pd.read_csv(r.eval_report), symbols="ALL"))
+    return 0
+
+
 def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     """``oof``: walk-forward windows, each predicting only the span after its training data."""
     from models.walk_forward import run_walk_forward
@@ -108,7 +133,7 @@ def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     configure_logging(args.verbose)
     ensure_spawn_safe()
     try:
-        results = run_walk_forward(config, args.set, wait=not args.no_wait)
+        results = run_walk_forward(config, args.set, wait=not args.no_wait, model=args.model)
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2
@@ -120,55 +145,76 @@ def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+def _leaf_parser(sub, cmd: str, text: str | None) -> argparse.ArgumentParser:
+    sp = sub.add_parser(cmd, help=text)
+    sp.add_argument("--expert", required=True)
+    sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
+    if cmd == "predict":
+        sp.add_argument("--ckpt", default="best", help="best | last | path to a .ckpt (default best)")
+        sp.add_argument("--split", default="val", choices=["val", "test", "all"])
+    else:
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        sp.add_argument("--data-root", help="data root of the build (its --out)")
+        sp.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run writes this leaf")
+    if cmd in ("predict", "oof", "baseline"):
+        sp.add_argument("-v", "--verbose", action="store_true")
+    if cmd == "oof":
+        sp.add_argument("--model", default="tft", choices=["tft", *BASELINE_MODELS],
+                        help="tft (default) or a baseline model")
+    if cmd == "baseline":
+        sp.add_argument("--model", required=True, choices=list(BASELINE_MODELS))
+        sp.add_argument("--split", action="append", choices=["val", "test", "all"],
+                        help="span(s) to predict and report (repeatable; default val)")
+    return sp
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line parser of every sub-command."""
     p = argparse.ArgumentParser(prog="scripts/experts_cli.py", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="experts, leaves, trained or not, best monitor")
     sub.add_parser("summary", help="each trained leaf: latest predictions and eval report, short table")
     helps = {"train": None, "resume": None, "warm": None,
              "predict": "write predictions_*.parquet and an eval report from a checkpoint",
-             "oof": "walk-forward training; each window predicts the span after its data"}
+             "oof": "walk-forward training; each window predicts the span after its data",
+             "baseline": "fit a logistic / GBDT baseline on the leaf's rows; write its predictions and eval report"}
     for cmd, text in helps.items():
-        sp = sub.add_parser(cmd, help=text)
-        sp.add_argument("--expert", required=True)
-        sp.add_argument("--leaf", required=True, help="<period>/<modality>, e.g. 1h/base")
-        if cmd == "predict":
-            sp.add_argument("--ckpt", default="best", help="best | last | path to a .ckpt (default best)")
-            sp.add_argument("--split", default="val", choices=["val", "test", "all"])
-        else:
-            sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-            sp.add_argument("--data-root", help="data root of the build (its --out)")
-            sp.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run writes this leaf")
-        if cmd in ("predict", "oof"):
-            sp.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
-    if args.cmd == "summary":
-        return summary()
-    if args.cmd == "list":
-        try:
-            rows = list_rows()
-        except ProjectError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"{'expert':24s} {'leaf':10s} {'trained':8s} best_monitor")
-        for r in rows:
-            best = "-" if r["best_monitor"] is None else f"{r['best_monitor']:.4f}"
-            print(f"{r['expert']:24s} {r['leaf']:10s} {'yes' if r['trained'] else 'no':8s} {best}")
-        return 0
+        _leaf_parser(sub, cmd, text)
+    return p
+
+
+def list_cmd() -> int:
+    """``list``: one line per leaf."""
+    try:
+        rows = list_rows()
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'expert':24s} {'leaf':10s} {'trained':8s} best_monitor")
+    for r in rows:
+        best = "-" if r["best_monitor"] is None else f"{r['best_monitor']:.4f}"
+        print(f"{r['expert']:24s} {r['leaf']:10s} {'yes' if r['trained'] else 'no':8s} {best}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = parser().parse_args(argv)
+    if args.cmd in ("summary", "list"):
+        return summary() if args.cmd == "summary" else list_cmd()
     config = CONFIG_ROOT / args.expert / args.leaf / "model_config.yaml"
     if not config.is_file():
         print(f"error: no leaf {args.expert} {args.leaf}: {config} does not exist", file=sys.stderr)
         return 2
     if args.cmd == "predict":
         return predict_cmd(args)
-    if args.cmd == "oof":
+    if args.cmd in ("oof", "baseline"):
         try:
             args.set = data_root_override(config, args.data_root) + list(args.set)
         except ProjectError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        return oof_cmd(args, config)
+        return oof_cmd(args, config) if args.cmd == "oof" else baseline_cmd(args, config)
     init = {"train": None, "resume": "resume", "warm": "warm"}[args.cmd]
     sets = [f"--set={s}" for s in args.set]
     root = (["--data-root", args.data_root] if args.data_root else []) + (["--no-wait"] if args.no_wait else [])

@@ -20,6 +20,7 @@ from features.selection.synthetic import make_screening_panel
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from metrics.calibration import IsotonicCalibrator, PlattScaler, TemperatureScaler
+from models.baselines import BaselineClassifier, BaselineQuantileRegressor
 from models.window_dataset import FeatureScaler
 from models.z_combiner import ZCombiner, ZConfig, prepare
 from tests.conftest import make_z_table
@@ -49,6 +50,13 @@ def _z(seed: int) -> tuple[tuple, dict]:
     return (data.X, data.y, data.frame["timestamp"]), {}
 
 
+def _rows(seed: int, binary: bool) -> tuple[tuple, dict]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(600, 3))
+    y = X[:, 0] + rng.normal(size=600)
+    return (X, (y > 0).astype(float) if binary else y, np.arange(600) >= 450), {}
+
+
 def _stage_args(seed: int, with_targets: bool = False) -> tuple[tuple, dict]:
     panel = _panel(seed)
     if with_targets:
@@ -68,6 +76,8 @@ LEARNERS = [
     ("TemperatureScaler", lambda: TemperatureScaler(["a", "b"]), _logits),
     ("PlattScaler", lambda: PlattScaler(["a", "b"]), _logits),
     ("IsotonicCalibrator", lambda: IsotonicCalibrator(["a", "b"]), _logits),
+    ("BaselineClassifier", lambda: BaselineClassifier("logistic"), lambda s: _rows(s, True)),
+    ("BaselineQuantileRegressor", lambda: BaselineQuantileRegressor("logistic"), lambda s: _rows(s, False)),
     ("ZCombiner", lambda: ZCombiner(ZConfig(feature_prefixes=["E1__", "E2__"], output_dir="unused")), _z),
     ("FilterStage", lambda: FilterStage(FilterParams(windows=2, mi_sample=500), "1h"),
      lambda s: _stage_args(s, with_targets=True)),
