@@ -35,6 +35,11 @@ demo: install
 	for e in $(EXPERTS); do \
 	  $(PY) scripts/experts_cli.py oof --expert $$e --leaf 1h/base $(DEMO_WF) || exit 1; \
 	done
+	# Baselines on the same rows (README "Baselines"): fit, compare with the TFT, and walk forward for the stack.
+	$(PY) scripts/experts_cli.py baseline --expert Alpha-Dir-TFT --leaf 1h/base --model logistic
+	$(PY) scripts/experts_cli.py baseline --expert Alpha-Dir-TFT --leaf 1h/base --model lightgbm
+	$(PY) bench/bench_quality.py --leaf Alpha-Dir-TFT/1h/base --tft-ckpt best
+	$(PY) scripts/experts_cli.py oof --expert Alpha-Dir-TFT --leaf 1h/base --model lightgbm $(DEMO_WF)
 	$(PY) pipelines/build_oof_for_z.py --predictions-root lightning_logs --data-path data/pkl_merged/full_merged.pkl \
 	  --output datasets/z_train.parquet
 	$(PY) utils/audit_no_leakage.py --path datasets/z_train.parquet

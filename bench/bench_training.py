@@ -3,6 +3,8 @@
 Usage::
 
     python bench/bench_training.py [--symbols 10 --bars 5000 --features 32 --encoder 64] [--steps 30]
+    python bench/bench_training.py --device cuda --nvidia-sizes      # hidden 128, 4 heads, encoder 168,
+                                                                     # decoder 24, batch 1024, bf16-mixed
     python bench/bench_training.py --quality [--epochs 4]
 
 (a) dataset throughput: samples/s of our window dataloader vs ``TimeSeriesDataSet.to_dataloader``;
@@ -50,25 +52,26 @@ def synthetic_frame(symbols: int, bars: int, features: int, seed: int = 0) -> pd
     return frame
 
 
-def _leaf(encoder: int, features: list[str], batch: int) -> Leaf:
+def _leaf(args: argparse.Namespace, features: list[str]) -> Leaf:
     model = from_mapping(ModelConfig, {
         "period": "1h", "data": {"path": "<memory>"}, "features": {"include": features, "known_future": ["hour_sin"]},
-        "window": {"encoder_length": encoder, "max_prediction_length": 1},
+        "window": {"encoder_length": args.encoder, "max_prediction_length": args.decoder},
         "split": {"train_end": 0.95, "val_end": 0.99},
-        "model": {"hidden_size": 32, "attention_heads": 4, "hidden_continuous_size": 8, "dropout": 0.1},
-        "training": {"batch_size": batch}, "trainer": {"accelerator": "cpu"},
+        "model": {"hidden_size": args.hidden, "attention_heads": args.heads,
+                  "hidden_continuous_size": args.hidden_continuous, "dropout": 0.1},
+        "training": {"batch_size": args.batch}, "trainer": {"accelerator": args.device},
     }, source="bench")
     targets = from_mapping(TargetsConfig, {"targets": [{"name": "target_logreturn", "kind": "regression"}]})
     return Leaf(model, targets, WeightsConfig(), Path("bench/leaf/model_config.yaml"))
 
 
-def _pf_dataset(frame: pd.DataFrame, features: list[str], encoder: int):
+def _pf_dataset(frame: pd.DataFrame, features: list[str], encoder: int, decoder: int = 1):
     from pytorch_forecasting import TimeSeriesDataSet
 
     df = frame.assign(hour_sin=np.sin(2 * np.pi * frame["timestamp"].dt.hour / 24).astype(np.float32))
     return TimeSeriesDataSet(
         df, time_idx="time_idx", target="target_logreturn", group_ids=["symbol"], max_encoder_length=encoder,
-        max_prediction_length=1, static_categoricals=["symbol"], time_varying_known_reals=["hour_sin"],
+        max_prediction_length=decoder, static_categoricals=["symbol"], time_varying_known_reals=["hour_sin"],
         time_varying_unknown_reals=features, target_normalizer=None, add_relative_time_idx=False,
         add_target_scales=False, add_encoder_length=False, scalers={f: None for f in features},
     )
@@ -84,9 +87,11 @@ def _rate(loader, n_batches: int) -> float:
     return seen / (time.perf_counter() - t0)
 
 
-def _train_rate(module: L.LightningModule, loader, steps: int) -> float:
-    trainer = L.Trainer(max_steps=steps + 2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+def _train_rate(module: L.LightningModule, loader, steps: int, device: str = "cpu",
+                precision: str = "32-true") -> float:
+    trainer = L.Trainer(max_steps=steps + 2, accelerator=device, devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        precision=precision)
     timer = {}
 
     class Clock(L.Callback):
@@ -96,6 +101,8 @@ def _train_rate(module: L.LightningModule, loader, steps: int) -> float:
 
     trainer.callbacks.append(Clock())
     trainer.fit(module, loader)
+    if device == "cuda":
+        torch.cuda.synchronize()
     return steps * loader_batch_size(loader) / (time.perf_counter() - timer["t0"])
 
 
@@ -111,26 +118,29 @@ def throughput(args: argparse.Namespace) -> None:
 
     frame = synthetic_frame(args.symbols, args.bars, args.features)
     features = [f"f{j}" for j in range(args.features)]
-    leaf = _leaf(args.encoder, features, args.batch)
+    leaf = _leaf(args, features)
     data = build_window_data(leaf, frame)
     ours = make_loader(data, "train", args.batch, shuffle=True)
-    pf_ds = _pf_dataset(frame, features, args.encoder)
+    pf_ds = _pf_dataset(frame, features, args.encoder, args.decoder)
     pf = pf_ds.to_dataloader(train=True, batch_size=args.batch, num_workers=0)
     r_ours, r_pf = _rate(ours, args.batches), _rate(pf, min(args.batches, 20))
+    precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
     print(f"frame: {args.symbols} symbols x {args.bars} bars x {args.features} features, encoder {args.encoder}, "
-          f"batch {args.batch}")
+          f"decoder {args.decoder}, batch {args.batch}; device {args.device}, precision {precision}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
     print(f"(a) dataset  samples/s  ours {r_ours:12,.0f}   pytorch-forecasting {r_pf:10,.0f}   "
           f"ratio {r_ours / r_pf:8.1f}x")
     torch.manual_seed(0)
     mine = MyTFTModule(make_spec(leaf, data))
     stock = TemporalFusionTransformer.from_dataset(
-        pf_ds, hidden_size=32, attention_head_size=4, hidden_continuous_size=8, dropout=0.1, lstm_layers=1,
+        pf_ds, hidden_size=args.hidden, attention_head_size=args.heads, hidden_continuous_size=args.hidden_continuous,
+        dropout=0.1, lstm_layers=1,
         loss=QuantileLoss([0.1, 0.5, 0.9]), learning_rate=1e-3)
-    t_ours = _train_rate(mine, ours, args.steps)
-    t_pf = _train_rate(stock, pf, args.steps)
+    t_ours = _train_rate(mine, ours, args.steps, args.device, precision)
+    t_pf = _train_rate(stock, pf, args.steps, args.device, precision)
     print(f"(b) training samples/s  ours {t_ours:12,.0f}   pytorch-forecasting {t_pf:10,.0f}   "
-          f"ratio {t_ours / t_pf:8.2f}x   ({args.steps} steps each, same sizes: hidden 32, heads 4, "
-          f"hidden_continuous 8)")
+          f"ratio {t_ours / t_pf:8.2f}x   ({args.steps} steps each, same sizes: hidden {args.hidden}, heads "
+          f"{args.heads}, hidden_continuous {args.hidden_continuous})")
 
 
 def _observable_drivers(features: list[str]) -> list[str]:
@@ -197,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--batches", type=int, default=100, help="batches timed for the dataset comparison")
     p.add_argument("--steps", type=int, default=30, help="optimizer steps timed for the training comparison")
+    p.add_argument("--decoder", type=int, default=1, help="decoder (prediction) length")
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--hidden-continuous", type=int, default=8)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default=None, help="default bf16-mixed on cuda, 32-true on cpu")
+    p.add_argument("--nvidia-sizes", action="store_true",
+                   help="NVIDIA's reference TFT sizes: hidden 128, 4 heads, encoder 168, decoder 24, batch 1024")
     p.add_argument("--quality", action="store_true")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="train batches per epoch in --quality")
@@ -204,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaf-config", default="configs/experts/Alpha-Dir-TFT/1h/base/model_config.yaml",
                    help="with --quality: the leaf to train and score (its first target must be the 1-bar direction)")
     args = p.parse_args(argv)
+    if args.nvidia_sizes:
+        args.hidden, args.heads, args.encoder, args.decoder, args.batch = 128, 4, 168, 24, 1024
+        args.hidden_continuous = max(args.hidden_continuous, 32)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
     if args.quality:

@@ -144,11 +144,11 @@ def make_spec(leaf: Leaf, data: WindowData) -> dict:
     }
 
 
-def _trainer(leaf: Leaf, monitor: str, mode: str) -> tuple[L.Trainer, ModelCheckpoint]:
+def _trainer(leaf: Leaf, monitor: str, mode: str, extra: list | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
     tr, t = leaf.model.trainer, leaf.model.training
     ckpt = ModelCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
                            save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
-    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs()]
+    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs(), *(extra or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     log_root = leaf.log_dir.parent
@@ -280,20 +280,21 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
     return report
 
 
-def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = None, wait: bool = True) -> RunResult:
+def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = None, wait: bool = True,
+        callbacks: list | None = None) -> RunResult:
     """Train ``leaf`` (from scratch, resumed, or warm-started) and return where the results are.
 
     ``table`` may pass the leaf's already loaded data table (walk-forward windows share one). The leaf's
     checkpoint folder is locked for the run: a second run of the same leaf waits, or with ``wait=False``
-    stops with a ``DataError``.
+    stops with a ``DataError``. ``callbacks`` are added to the trainer's (the tuner's pruning callback).
     """
     if not trainer_is_rank_zero():
-        return _run(leaf, init_from, table)
+        return _run(leaf, init_from, table, callbacks)
     with output_lock(leaf.ckpt_dir, wait, "training run of this leaf"):
-        return _run(leaf, init_from, table)
+        return _run(leaf, init_from, table, callbacks)
 
 
-def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResult:
+def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks: list | None = None) -> RunResult:
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
     configured = leaf
     table = read_table(leaf.model.data.path) if table is None else table
@@ -314,7 +315,7 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None) -> RunResu
         if init_from != "resume":
             archive_previous_run(leaf.ckpt_dir)
         write_snapshot(leaf, data)
-    trainer, ckpt = _trainer(leaf, monitor, mode)
+    trainer, ckpt = _trainer(leaf, monitor, mode, callbacks)
     t = leaf.model.training
     logger.info("%s: %d features, %d train / %d val windows, monitor %s (%s)", leaf.config_path,
                 len(data.features), len(data.splits["train"]), len(data.splits["val"]), monitor, mode)

@@ -41,6 +41,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from metrics.bootstrap import paired_block_bootstrap
 from metrics.calibration import RANK_KEEPING_SLOPE, brier_score, ece, make_calibrator
 from models.outputs import PREDICTION_COLUMNS, PREDICTION_DTYPES, utc_stamp
 from utils.config import bounded, load_config
@@ -53,7 +54,6 @@ from utils.timeline import (
     embargo_bars,
     expanding_splits,
     horizon_of,
-    period_delta,
     time_at_share,
 )
 
@@ -249,42 +249,15 @@ def _headline(mode: str) -> tuple[str, int]:
     return ("pr_auc", 1) if mode == "classification" else ("rmse", -1)
 
 
-#: A bootstrap over fewer blocks than this understates the spread (a daily hold-out of 7 months holds 4
-#: blocks of 48 bars): blocks are shortened to reach it, down to ``min_block_bars``.
-MIN_BLOCKS = 20
-
-
 def block_bootstrap_diff(y: np.ndarray, a: np.ndarray, b: np.ndarray, ts: pd.Series, mode: str, samples: int,
                          block_bars: int, period: str, seed: int,
                          min_block_bars: int = 2) -> tuple[float, float, float]:
-    """Block bootstrap over time of ``metric(a) - metric(b)`` (sign: better is positive); (diff, lo5, hi95).
-
-    Blocks are consecutive spans of ``block_bars`` bars holding every symbol's rows of that span, so the
-    cross-section's common moves stay together. The block is shortened so that the hold-out holds at least
-    :data:`MIN_BLOCKS` of them, but never below ``min_block_bars`` (twice the label horizon: overlapping
-    labels are dependent); a hold-out too short for that gives a NaN interval (no verdict).
-    """
-    metric, sign = _headline(mode)
-    t = pd.DatetimeIndex(ts)
-    span_bars = int((t.max() - t.min()) / period_delta(period)) + 1 if len(t) else 0
-    block_bars = min(block_bars, span_bars // MIN_BLOCKS)
-    full = sign * (_score(y, a, mode)[metric] - _score(y, b, mode)[metric])
-    if block_bars < max(min_block_bars, 1):
-        logger.warning("hold-out span of %d bars is too short for %d bootstrap blocks of >= %d bars: no interval, "
-                       "no verdict (lengthen the data or the hold-out)", span_bars, MIN_BLOCKS, min_block_bars)
-        return float(full), float("nan"), float("nan")
-    block = ((t - t.min()) // (period_delta(period) * block_bars)).to_numpy()
-    ids = np.unique(block)
-    by_block = [np.flatnonzero(block == i) for i in ids]
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(samples):
-        rows = np.concatenate([by_block[i] for i in rng.integers(0, len(ids), len(ids))])
-        if mode == "classification" and len(np.unique(y[rows])) < 2:
-            continue
-        diffs.append(sign * (_score(y[rows], a[rows], mode)[metric] - _score(y[rows], b[rows], mode)[metric]))
-    lo, hi = np.quantile(diffs, [0.05, 0.95])
-    return float(full), float(lo), float(hi)
+    """Block bootstrap over time of the headline metric of ``a`` minus ``b`` (sign: better is positive); (diff, lo5,
+    hi95) from :func:`metrics.bootstrap.paired_block_bootstrap`, ``min_block_bars`` being twice the label horizon
+    (overlapping labels are dependent)."""
+    name, sign = _headline(mode)
+    return paired_block_bootstrap(lambda yy, s: _score(yy, s, mode)[name], y, a, b, ts, period, samples, block_bars,
+                                  seed, min_block_bars, sign)
 
 
 @dataclass

@@ -13,6 +13,7 @@ Usage::
                                       [--model tft|logistic|lightgbm|xgboost|catboost]
     python scripts/experts_cli.py baseline --expert Alpha-Dir-TFT --leaf 1h/base --model logistic|lightgbm
                                            [--split val|test|all]   (repeatable; default val)
+    python scripts/experts_cli.py tune --expert Alpha-Dir-TFT --leaf 1h/base --trials 20 [--timeout SECONDS]
 
 ``baseline`` fits a simple model on exactly the leaf's training rows and features (models/baselines.py),
 calibrates it on validation like the TFT and writes the same predictions / eval report under
@@ -124,6 +125,27 @@ def baseline_cmd(args: argparse.Namespace, config: Path) -> int:
     return 0
 
 
+def tune_cmd(args: argparse.Namespace, config: Path) -> int:
+    """``tune``: Optuna trials of the leaf; writes ``tuned_overrides.yaml`` and ``trials.csv``."""
+    from models.tuning import tune
+    from utils.logging_setup import configure_logging
+    from utils.mp_start import ensure_spawn_safe
+
+    configure_logging(args.verbose)
+    ensure_spawn_safe()
+    try:
+        result = tune(config, args.set, args.trials, args.timeout)
+    except ProjectError as exc:
+        logger.error("%s", exc)
+        return 2
+    except Interrupted as exc:
+        logger.error("interrupted: %s", exc)
+        return exc.exit_code
+    print(f"best value {result.best_value:.4f} with {result.best_settings}")
+    print(f"overrides: {result.overrides_file}\ntrials: {result.trials_csv}")
+    return 0
+
+
 def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     """``oof``: walk-forward windows, each predicting only the span after its training data."""
     from models.walk_forward import run_walk_forward
@@ -156,8 +178,11 @@ def _leaf_parser(sub, cmd: str, text: str | None) -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
         sp.add_argument("--data-root", help="data root of the build (its --out)")
         sp.add_argument("--no-wait", action="store_true", help="stop (exit 2) if another run writes this leaf")
-    if cmd in ("predict", "oof", "baseline"):
+    if cmd in ("predict", "oof", "baseline", "tune"):
         sp.add_argument("-v", "--verbose", action="store_true")
+    if cmd == "tune":
+        sp.add_argument("--trials", type=int, default=20, help="training runs (default 20)")
+        sp.add_argument("--timeout", type=float, default=None, help="stop starting trials after SECONDS")
     if cmd == "oof":
         sp.add_argument("--model", default="tft", choices=["tft", *BASELINE_MODELS],
                         help="tft (default) or a baseline model")
@@ -177,7 +202,8 @@ def parser() -> argparse.ArgumentParser:
     helps = {"train": None, "resume": None, "warm": None,
              "predict": "write predictions_*.parquet and an eval report from a checkpoint",
              "oof": "walk-forward training; each window predicts the span after its data",
-             "baseline": "fit a logistic / GBDT baseline on the leaf's rows; write its predictions and eval report"}
+             "baseline": "fit a logistic / GBDT baseline on the leaf's rows; write its predictions and eval report",
+             "tune": "Optuna search of the leaf's settings on its validation span (pruned on the monitor)"}
     for cmd, text in helps.items():
         _leaf_parser(sub, cmd, text)
     return p
@@ -208,13 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "predict":
         return predict_cmd(args)
-    if args.cmd in ("oof", "baseline"):
+    if args.cmd in ("oof", "baseline", "tune"):
         try:
             args.set = data_root_override(config, args.data_root) + list(args.set)
         except ProjectError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        return oof_cmd(args, config) if args.cmd == "oof" else baseline_cmd(args, config)
+        return {"oof": oof_cmd, "baseline": baseline_cmd, "tune": tune_cmd}[args.cmd](args, config)
     init = {"train": None, "resume": "resume", "warm": "warm"}[args.cmd]
     sets = [f"--set={s}" for s in args.set]
     root = (["--data-root", args.data_root] if args.data_root else []) + (["--no-wait"] if args.no_wait else [])

@@ -341,3 +341,20 @@ def test_resume_after_appended_data_keeps_the_checkpoints_spans_and_scalers(leaf
     assert after["scalers"] == before["scalers"] and after["categories"] == before["categories"]
     assert "resuming with the checkpoint's split" in caplog.text
     assert _ckpt(resumed.last_model_path)["epoch"] == 2
+
+
+def test_bf16_mixed_precision_trains_and_predicts_on_the_cpu(leaf_path):
+    """The mixed-precision path a GPU run takes (bf16 autocast), exercised on the CPU."""
+    result = run(load_leaf(leaf_path, ["trainer.precision=bf16-mixed"]))
+    assert result.best_score is not None and np.isfinite(result.best_score)
+    frame = pd.read_parquet(result.prediction.predictions)
+    assert np.isfinite(frame["score"]).all()
+    # identifiers survive the precision plugin's casts: the predicted bars are exactly the validation windows
+    from models.prediction import checkpoint_data, load_expert
+
+    module, leaf = load_expert(result.best_model_path)
+    data = checkpoint_data(module, leaf)
+    want = pd.to_datetime(data.timestamp[data.splits["val"]], utc=True)
+    assert sorted(frame["timestamp"].unique()) == sorted(want.unique())
+    logret = frame[frame["target"] == "target_logreturn_h4"]
+    assert (logret["p10"] <= logret["p50"]).all() and (logret["p50"] <= logret["p90"]).all()

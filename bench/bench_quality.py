@@ -1,0 +1,205 @@
+"""Quality benchmark: the TFT against the baselines a researcher tries first, on identical rows.
+
+Usage::
+
+    python bench/bench_quality.py --leaf Alpha-Dir-TFT/1h/base [--tft-ckpt best|PATH|none] [--tft-epochs N]
+                                  [--models logistic,lightgbm] [--samples 300] [--block-bars 48]
+
+Every model is scored on exactly the validation rows of the leaf's windows (:func:`build_window_data`: same
+features, spans, purge and embargo; the TFT's checkpoint fixes the split dates and transforms, and the baselines
+are fit on the same ``WindowData``). Classification targets: AP, ROC-AUC, log-loss, Brier and the share of the
+oracle's AP lift ``(AP - base rate) / (oracle AP - base rate)`` (the full oracle of the synthetic market's
+``oracle.parquet`` where the horizon has one, and for 1-bar hourly targets the oracle of the drivers this table can
+observe). Regression targets: IC (Spearman rank correlation of P50 with the outcome, pooled), mean pinball loss and
+P10 / P90 coverage. ``no_skill`` is the training span's base rate or mean. Last, each model's headline (AP, or IC)
+minus the best baseline's, with a 90% paired block-bootstrap interval over time (:mod:`metrics.bootstrap`).
+
+``--tft-epochs N`` trains the leaf first (N epochs, early stopping off), ``--tft-ckpt best`` uses the leaf's best
+checkpoint, ``none`` scores the baselines alone. Probabilities are calibrated on the validation span for every
+model (the leaf's method), so log-loss and Brier are in-sample for the calibration; AP, ROC-AUC and IC are not
+affected by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+from metrics.bootstrap import paired_block_bootstrap
+from models.baselines import BaselineExpert, available_models
+from models.leaf_config import Leaf, load_leaf
+from models.prediction import checkpoint_data, load_expert, resolve_checkpoint
+from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
+from utils.metric_factory import brier_score, pinball_loss
+from utils.timeline import period_delta
+
+HOURS = {"1h": 1, "4h": 4, "1d": 24}
+DRIVERS = {"funding_": "funding", "oi_": "oi_momentum", "onchain_": "flow"}
+
+
+def tft_outputs(module, data: WindowData) -> dict[str, np.ndarray]:
+    """Calibrated scores ``[n, T]`` and quantiles ``[n, T, Q]`` of the TFT on the validation rows."""
+    module.eval()
+    with torch.no_grad():
+        outs = [module.predict_step(b, i) for i, b in enumerate(make_loader(data, "val", 1024, False))]
+    return {"score": torch.cat([o["score"] for o in outs]).numpy(),
+            "quantiles": torch.cat([o["quantiles"] for o in outs]).numpy()}
+
+
+def oracle_scores(leaf: Leaf, data: WindowData, oracle_path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Per classification target with an oracle horizon: {'oracle': P(up), 'observable': P(up) from the drivers
+    the features can see (1-bar hourly targets only)}. Empty without ``oracle.parquet``."""
+    if not oracle_path.is_file():
+        return {}
+    rows = data.splits["val"]
+    sym = np.asarray(data.categories["symbol"])[data.static.numpy()[rows, 0]]
+    k = HOURS[leaf.model.period]
+    # the decision bar's close is the close of its last hourly bar, which the oracle row of that hour describes
+    ts = pd.to_datetime(data.timestamp[rows], utc=True) + pd.Timedelta(hours=k - 1)
+    keys = pd.DataFrame({"symbol": sym, "timestamp": ts.as_unit("ns")})
+    oracle = pd.read_parquet(oracle_path)
+    oracle["timestamp"] = pd.to_datetime(oracle["timestamp"], utc=True).dt.as_unit("ns")
+    joined = keys.merge(oracle, on=["symbol", "timestamp"], how="left")
+    out = {}
+    for t in leaf.targets.targets:
+        col = f"prob_up_h{k * t.horizon}"
+        if t.kind != "classification" or col not in joined:
+            continue
+        out[t.name] = {"oracle": joined[col].to_numpy()}
+        if k * t.horizon == 1:
+            seen = ["regime", "reversal"] + [d for p, d in DRIVERS.items()
+                                             if any(f.startswith(p) for f in data.features)]
+            drift = joined[[f"drift_h1_{d}" for d in seen]].sum(axis=1)
+            out[t.name]["observable"] = stats.t.cdf(drift / joined["sigma_h1"] * np.sqrt(2.0), df=4.0)
+    return out
+
+
+def classification_row(y: np.ndarray, p: np.ndarray, oracles: dict[str, np.ndarray]) -> dict[str, float]:
+    """AP, ROC-AUC, log-loss, Brier and the share of each oracle's AP lift."""
+    base = float(np.mean(y))
+    row = {"ap": average_precision_score(y, p), "roc_auc": roc_auc_score(y, p),
+           "log_loss": log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]), "brier": brier_score(y, p)}
+    for name, q in oracles.items():
+        ok = np.isfinite(q)
+        lift = average_precision_score(y[ok], q[ok]) - base
+        row[f"lift_vs_{name}"] = (row["ap"] - base) / lift if lift > 0 else np.nan
+    return row
+
+
+def ic(y: np.ndarray, s: np.ndarray) -> float:
+    """Spearman rank correlation (NaN when either side is constant)."""
+    if np.std(s) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(stats.spearmanr(s, y).statistic)
+
+
+def regression_row(y: np.ndarray, q: np.ndarray, quantiles: list[float]) -> dict[str, float]:
+    """IC of P50, mean pinball loss over the quantiles, P10 / P90 coverage."""
+    p50 = q[:, quantiles.index(0.5)]
+    return {"ic": ic(y, p50), "pinball": float(np.mean([pinball_loss(y, q[:, j], a) for j, a in enumerate(quantiles)])),
+            "cov_lo": float(np.mean(y <= q[:, 0])), "cov_hi": float(np.mean(y <= q[:, -1])),
+            "rmse": float(np.sqrt(np.mean((y - p50) ** 2)))}
+
+
+def collect(leaf: Leaf, data: WindowData, tft, models: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per model: scores ``[n, T]`` and quantiles ``[n, T, Q]`` on the validation rows (plus no skill)."""
+    rows = data.splits["val"]
+    out = {}
+    if tft is not None:
+        out["tft"] = tft_outputs(tft, data)
+    for name in models:
+        expert = BaselineExpert(leaf, name, leaf.model.seed).fit(data)
+        dec = expert.decode(data, rows)
+        out[name] = {"score": dec["score"], "quantiles": dec["quantiles"]}
+    means = np.nanmean(data.y_raw[data.splits["train"]], axis=0)
+    q_const = np.nanquantile(data.y_raw[data.splits["train"]], leaf.model.model.quantiles, axis=0).T
+    out["no_skill"] = {"score": np.broadcast_to(means, (len(rows), len(means))).copy(),
+                       "quantiles": np.broadcast_to(q_const, (len(rows), *q_const.shape)).copy()}
+    return out
+
+
+def evaluate(leaf: Leaf, data: WindowData, outputs: dict, oracles: dict, args: argparse.Namespace) -> None:
+    """Print one table per target and the bootstrap comparison with the best baseline."""
+    rows = data.splits["val"]
+    ts = pd.Series(pd.to_datetime(data.timestamp[rows], utc=True))
+    quantiles = list(leaf.model.model.quantiles)
+    for k, t in enumerate(leaf.targets.targets):
+        y = data.y_raw[rows, k]
+        table = {}
+        for name, o in outputs.items():
+            if t.kind == "classification":
+                table[name] = classification_row(y, o["score"][:, k], oracles.get(t.name, {}))
+            else:
+                table[name] = regression_row(y, o["quantiles"][:, k], quantiles)
+        for oname, q in oracles.get(t.name, {}).items():
+            table[f"oracle_{oname}"] = classification_row(y[np.isfinite(q)], q[np.isfinite(q)], {})
+        frame = pd.DataFrame(table).T
+        print(f"\n{leaf.model.expert} {leaf.model.period}/{leaf.model.modality} {t.name} ({t.kind}), validation "
+              f"span {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d}, {len(rows):,} rows, base rate / mean {np.mean(y):.4f}")
+        print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
+        compare(t, y, outputs, k, ts, leaf.model.period, args, quantiles)
+
+
+def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
+    """Each model's headline minus the best baseline's, 90% paired block-bootstrap interval."""
+    cls = t.kind == "classification"
+    metric = average_precision_score if cls else ic
+    value = {n: o["score"][:, k] if cls else o["quantiles"][:, k, quantiles.index(0.5)] for n, o in outputs.items()}
+    baselines = [n for n in value if n not in ("tft", "no_skill")]
+    if not baselines:
+        return
+    best = max(baselines, key=lambda n: np.nan_to_num(metric(y, value[n]), nan=-np.inf))
+    headline = "AP" if cls else "IC"
+    for name in [n for n in value if n != best]:
+        diff, lo, hi = paired_block_bootstrap(metric, y, value[name], value[best], ts, period, args.samples,
+                                              args.block_bars, args.seed, min_block_bars=2 * t.horizon)
+        verdict = "above" if lo > 0 else "below" if hi < 0 else "includes 0"
+        print(f"  {name} - {best} (best baseline) {headline}: {diff:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}] "
+              f"({verdict})")
+
+
+def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, object]:
+    """The leaf (split dates resolved), its windows and the TFT module (or None)."""
+    config = Path("configs/experts") / args.leaf / "model_config.yaml"
+    leaf = load_leaf(config)
+    table = read_table(leaf.model.data.path)
+    if args.tft_epochs:
+        from models.training import run
+
+        overrides = [f"training.max_epochs={args.tft_epochs}", "training.early_stopping_patience=null"]
+        args.tft_ckpt = run(load_leaf(config, overrides), table=table).best_model_path
+    if args.tft_ckpt != "none":
+        module, ck_leaf = load_expert(resolve_checkpoint(leaf, args.tft_ckpt))
+        return ck_leaf, checkpoint_data(module, ck_leaf, table), module
+    leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
+    return leaf, build_window_data(leaf, table), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--leaf", default="Alpha-Dir-TFT/1h/base", help="<Expert>/<period>/<modality>")
+    p.add_argument("--tft-ckpt", default="best", help="best | last | PATH | none")
+    p.add_argument("--tft-epochs", type=int, default=0, help="train the TFT for N epochs first")
+    p.add_argument("--models", default="logistic,lightgbm", help=f"baselines (installed: {available_models()})")
+    p.add_argument("--oracle", default="data/raw/oracle.parquet")
+    p.add_argument("--samples", type=int, default=300)
+    p.add_argument("--block-bars", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    leaf, data, tft = load(args)
+    outputs = collect(leaf, data, tft, [m for m in args.models.split(",") if m])
+    evaluate(leaf, data, outputs, oracle_scores(leaf, data, Path(args.oracle)), args)
+    step = period_delta(leaf.model.period)
+    print(f"\n(rows: the leaf's validation windows; bars of {step}; TFT checkpoint: {args.tft_ckpt})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
