@@ -125,46 +125,43 @@ def baseline_cmd(args: argparse.Namespace, config: Path) -> int:
     return 0
 
 
-def tune_cmd(args: argparse.Namespace, config: Path) -> int:
-    """``tune``: Optuna trials of the leaf; writes ``tuned_overrides.yaml`` and ``trials.csv``."""
-    from models.tuning import tune
+def _training_job(args: argparse.Namespace, job):
+    """Run ``job()`` (training runs) with logging set up: (its result, 0), or (None, exit code) on an error."""
     from utils.logging_setup import configure_logging
     from utils.mp_start import ensure_spawn_safe
 
     configure_logging(args.verbose)
     ensure_spawn_safe()
     try:
-        result = tune(config, args.set, args.trials, args.timeout)
+        return job(), 0
     except ProjectError as exc:
         logger.error("%s", exc)
-        return 2
+        return None, 2
     except Interrupted as exc:
         logger.error("interrupted: %s", exc)
-        return exc.exit_code
-    print(f"best value {result.best_value:.4f} with {result.best_settings}")
-    print(f"overrides: {result.overrides_file}\ntrials: {result.trials_csv}")
-    return 0
+        return None, exc.exit_code
+
+
+def tune_cmd(args: argparse.Namespace, config: Path) -> int:
+    """``tune``: Optuna trials of the leaf; writes ``tuned_overrides.yaml`` and ``trials.csv``."""
+    from models.tuning import tune
+
+    result, code = _training_job(args, lambda: tune(config, args.set, args.trials, args.timeout))
+    if result is not None:
+        print(f"best value {result.best_value:.4f} with {result.best_settings}")
+        print(f"overrides: {result.overrides_file}\ntrials: {result.trials_csv}")
+    return code
 
 
 def oof_cmd(args: argparse.Namespace, config: Path) -> int:
     """``oof``: walk-forward windows, each predicting only the span after its training data."""
     from models.walk_forward import run_walk_forward
-    from utils.logging_setup import configure_logging
-    from utils.mp_start import ensure_spawn_safe
 
-    configure_logging(args.verbose)
-    ensure_spawn_safe()
-    try:
-        results = run_walk_forward(config, args.set, wait=not args.no_wait, model=args.model)
-    except ProjectError as exc:
-        logger.error("%s", exc)
-        return 2
-    except Interrupted as exc:
-        logger.error("interrupted: %s", exc)
-        return exc.exit_code
-    for r in results:
+    results, code = _training_job(args, lambda: run_walk_forward(config, args.set, wait=not args.no_wait,
+                                                                    model=args.model))
+    for r in results or []:
         print(f"oof predictions: {r.predictions} ({r.rows:,} rows)")
-    return 0
+    return code
 
 
 def _leaf_parser(sub, cmd: str, text: str | None) -> argparse.ArgumentParser:
