@@ -40,6 +40,10 @@ class FeatureSection:
     prefixes: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     known_future: list[str] = field(default_factory=lambda: list(KNOWN_FUTURE))
+    #: ``global``: one mean / std per input over the training span; ``group``: per symbol (its training rows),
+    #: as pytorch-forecasting's GroupNormalizer does for targets, so a volatile symbol's inputs share the scale of
+    #: a quiet one's
+    normalize: Literal["global", "group"] = "global"
 
 
 @dataclass

@@ -9,7 +9,7 @@ must lie in one contiguous segment: same (symbol, period), no ``gap_before`` and
 jump inside. The decoder carries the known-future calendar covariates of bars ``t+1 .. t+H``,
 computed from timestamps (so no future row is read). Targets are the row's forward targets.
 
-Scaling (:class:`FeatureScaler`) follows sklearn's fit/transform and is fit on rows of the
+Scaling (:mod:`models.scalers`: global or per symbol) follows sklearn's fit/transform and is fit on rows of the
 training span only.
 """
 
@@ -28,56 +28,13 @@ from torch.utils.data import Dataset, Sampler
 
 from features.stationarity import level_columns
 from models.leaf_config import Leaf
+from models.scalers import FeatureScaler, GroupFeatureScaler, scaler_from_state
 from utils.errors import ConfigError, DataError
 from utils.io import read_frame
 from utils.timeline import TimeSplit, as_utc, embargo_bars, feature_columns, period_delta, time_at_share
 
 logger = logging.getLogger(__name__)
 
-
-
-class FeatureScaler:
-    """Per-column standardization (NaN-aware); NaN becomes 0 (the mean) and values are clipped.
-
-    Parameters
-    ----------
-    clip : float
-        Scaled values are clipped to [-clip, clip] so one bad print cannot dominate a batch.
-    """
-
-    def __init__(self, clip: float = 10.0) -> None:
-        self.clip = clip
-
-    def fit(self, x: np.ndarray) -> FeatureScaler:
-        """Learn means and standard deviations from ``x`` (rows of the fit window only)."""
-        with np.errstate(all="ignore"):
-            self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
-            std = np.nanstd(x, axis=0)
-        self.scale_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Scaled float32 copy of ``x``."""
-        if not hasattr(self, "mean_"):
-            raise RuntimeError("FeatureScaler.transform called before fit")
-        out = (x - self.mean_) / self.scale_
-        out = np.nan_to_num(out, nan=0.0, posinf=self.clip, neginf=-self.clip)
-        return np.clip(out, -self.clip, self.clip).astype(np.float32)
-
-    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
-        """Back to original units."""
-        return x * self.scale_ + self.mean_
-
-    def state_dict(self) -> dict:
-        """Plain-data state (stored in checkpoints)."""
-        return {"clip": self.clip, "mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
-
-    @classmethod
-    def from_state(cls, state: dict) -> FeatureScaler:
-        """Inverse of :meth:`state_dict`."""
-        obj = cls(state["clip"])
-        obj.mean_, obj.scale_ = np.asarray(state["mean"]), np.asarray(state["scale"])
-        return obj
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -256,7 +213,7 @@ class WindowData:
     known_names: list[str]
     targets: list[str]
     categories: dict[str, list[str]]
-    feature_scaler: FeatureScaler
+    feature_scaler: FeatureScaler | GroupFeatureScaler
     target_scaler: FeatureScaler
     encoder_length: int
     decoder_length: int
@@ -297,13 +254,15 @@ def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[st
             "predict_all": np.flatnonzero(enough_history)}
 
 
-def _scalers(leaf: Leaf, scalers: dict | None, train_x: np.ndarray,
-             train_y: np.ndarray) -> tuple[FeatureScaler, FeatureScaler]:
-    """The checkpoint's scalers, or scalers fit on the training span's rows (class labels stay 0/1)."""
+def _scalers(leaf: Leaf, scalers: dict | None, train_x: np.ndarray, train_y: np.ndarray,
+             train_groups: np.ndarray) -> tuple[FeatureScaler | GroupFeatureScaler, FeatureScaler]:
+    """The checkpoint's scalers, or scalers fit on the training span's rows (class labels stay 0/1); inputs per
+    symbol with ``features.normalize: group``."""
     if scalers:
-        fx, fy = FeatureScaler.from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
+        fx, fy = scaler_from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
     else:
-        fx, fy = FeatureScaler().fit(train_x), FeatureScaler().fit(train_y)
+        fx = GroupFeatureScaler() if leaf.model.features.normalize == "group" else FeatureScaler()
+        fx, fy = fx.fit(train_x, train_groups), FeatureScaler().fit(train_y)
     is_cls = np.array([t.kind == "classification" for t in leaf.targets.targets])
     fy.mean_[is_cls], fy.scale_[is_cls] = 0.0, 1.0
     return fx, fy
@@ -364,12 +323,13 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     if splits["train"].size == 0:
         raise DataError(_no_window_message(leaf, table, targets, enough_history, spans["train"], time_split.edges[1]))
 
-    fx, fy = _scalers(leaf, scalers, raw_x[np.flatnonzero(spans["train"])], raw_y[splits["train"]])
+    train_rows, symbols = np.flatnonzero(spans["train"]), table["symbol"].to_numpy()
+    fx, fy = _scalers(leaf, scalers, raw_x[train_rows], raw_y[splits["train"]], symbols[train_rows])
     y = np.where(np.isfinite(raw_y), (raw_y - fy.mean_) / fy.scale_, np.nan).astype(np.float32)
     cats, static = _encodings(table, m.period, categories)
     known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
     return WindowData(
-        x=torch.from_numpy(fx.transform(raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
+        x=torch.from_numpy(fx.transform(raw_x, symbols)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
         time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,

@@ -21,6 +21,7 @@ from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from metrics.calibration import IsotonicCalibrator, PlattScaler, TemperatureScaler
 from models.baselines import BaselineClassifier, BaselineQuantileRegressor
+from models.scalers import GroupFeatureScaler
 from models.window_dataset import FeatureScaler
 from models.z_combiner import ZCombiner, ZConfig, prepare
 from tests.conftest import make_z_table
@@ -73,6 +74,8 @@ WRAPPER = WrapperSection(method="rfe", folds=2, n_estimators=20, sample_cap=2000
 LEARNERS = [
     ("FeatureScaler", lambda: FeatureScaler(clip=5.0),
      lambda s: ((np.random.default_rng(s).normal(size=(300, 4)),), {})),
+    ("GroupFeatureScaler", lambda: GroupFeatureScaler(clip=5.0, min_rows=50),
+     lambda s: ((np.random.default_rng(s).normal(size=(300, 4)), np.repeat(["a", "b", "c"], 100)), {})),
     ("TemperatureScaler", lambda: TemperatureScaler(["a", "b"]), _logits),
     ("PlattScaler", lambda: PlattScaler(["a", "b"]), _logits),
     ("IsotonicCalibrator", lambda: IsotonicCalibrator(["a", "b"]), _logits),

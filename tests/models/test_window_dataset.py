@@ -155,3 +155,34 @@ def test_calendar_covariates_need_two_cycles_of_training_data(leaf, table):
     leaf.model.features.known_future = names
     data = build_window_data(leaf, table)  # the small market spans 60 days
     assert data.known_names == ["hour_sin", "weekday_cos"] and data.known.shape[-1] == 2
+
+
+def test_group_normalization_standardizes_each_symbols_training_rows(leaf_path, table):
+    leaf = load_leaf(leaf_path, ["features.normalize=group"])
+    data = build_window_data(leaf)
+    t = table[table.period == "1h"].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    train = data.time_split.masks(pd.DatetimeIndex(t["timestamp"]))["train"]
+    x = data.x.numpy()
+    for sym in t["symbol"].unique():
+        rows = train & (t["symbol"] == sym).to_numpy()
+        # rv_24 (column 2) differs in level between symbols; each symbol's own training rows are centred on 0
+        assert abs(x[rows, 2].mean()) < 0.05 and abs(x[rows, 2].std() - 1) < 0.1
+    state = data.feature_scaler.state_dict()
+    assert state["kind"] == "group" and set(state["groups"]) == set(t["symbol"].unique())
+    again = build_window_data(leaf, scalers={"features": state, "targets": data.target_scaler.state_dict()},
+                              features=data.features, levels=data.excluded_levels, known_names=data.known_names,
+                              categories=data.categories)
+    assert torch.equal(again.x, data.x)  # a checkpoint's per-symbol scaler gives the same inputs
+
+
+def test_group_scaler_falls_back_to_the_global_statistics():
+    from models.scalers import GroupFeatureScaler, scaler_from_state
+
+    x = np.r_[np.random.default_rng(0).normal(5, 2, (300, 1)), np.random.default_rng(1).normal(0, 1, (10, 1))]
+    groups = np.array(["A"] * 300 + ["B"] * 10)
+    sc = GroupFeatureScaler(min_rows=100).fit(x, groups)
+    assert set(sc.groups_) == {"A"}  # B has too few rows for its own statistics
+    out = scaler_from_state(sc.state_dict()).transform(x, groups)
+    np.testing.assert_allclose(out[300:], sc.global_.transform(x[300:]))
+    with pytest.raises(RuntimeError, match="before fit"):
+        GroupFeatureScaler().transform(x, groups)

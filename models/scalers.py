@@ -1,0 +1,108 @@
+"""Input and target scalers of the window dataset (sklearn's fit / transform; fit on training rows only).
+
+:class:`FeatureScaler` standardizes each column with one mean and standard deviation; :class:`GroupFeatureScaler`
+(``features.normalize: group``) keeps one per symbol. Both are stored in checkpoints as plain data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class FeatureScaler:
+    """Per-column standardization (NaN-aware); NaN becomes 0 (the mean) and values are clipped.
+
+    Parameters
+    ----------
+    clip : float
+        Scaled values are clipped to [-clip, clip] so one bad print cannot dominate a batch.
+    """
+
+    def __init__(self, clip: float = 10.0) -> None:
+        self.clip = clip
+
+    def fit(self, x: np.ndarray, groups: np.ndarray | None = None) -> FeatureScaler:
+        """Learn means and standard deviations from ``x`` (rows of the fit window only; ``groups`` is ignored)."""
+        with np.errstate(all="ignore"):
+            self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
+            std = np.nanstd(x, axis=0)
+        self.scale_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        return self
+
+    def transform(self, x: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Scaled float32 copy of ``x`` (``groups`` is ignored)."""
+        if not hasattr(self, "mean_"):
+            raise RuntimeError("FeatureScaler.transform called before fit")
+        out = (x - self.mean_) / self.scale_
+        out = np.nan_to_num(out, nan=0.0, posinf=self.clip, neginf=-self.clip)
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        """Back to original units."""
+        return x * self.scale_ + self.mean_
+
+    def state_dict(self) -> dict:
+        """Plain-data state (stored in checkpoints)."""
+        return {"clip": self.clip, "mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> FeatureScaler:
+        """Inverse of :meth:`state_dict`."""
+        obj = cls(state["clip"])
+        obj.mean_, obj.scale_ = np.asarray(state["mean"]), np.asarray(state["scale"])
+        return obj
+
+
+class GroupFeatureScaler:
+    """Per-group (symbol) standardization; groups with fewer than ``min_rows`` fit rows use the global statistics.
+
+    Parameters
+    ----------
+    clip : float
+        As :class:`FeatureScaler`.
+    min_rows : int
+        Fit rows a group needs for its own statistics.
+    """
+
+    def __init__(self, clip: float = 10.0, min_rows: int = 100) -> None:
+        self.clip = clip
+        self.min_rows = min_rows
+
+    def fit(self, x: np.ndarray, groups: np.ndarray) -> GroupFeatureScaler:
+        """Learn the global and each group's means and standard deviations (rows of the fit window only)."""
+        groups = np.asarray(groups)
+        self.global_ = FeatureScaler(self.clip).fit(x)
+        names, counts = np.unique(groups, return_counts=True)
+        self.groups_ = {str(g): FeatureScaler(self.clip).fit(x[groups == g])
+                        for g, n in zip(names, counts, strict=True) if n >= self.min_rows}
+        return self
+
+    def transform(self, x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Scaled float32 copy of ``x``, each row by its group's statistics."""
+        if not hasattr(self, "global_"):
+            raise RuntimeError("GroupFeatureScaler.transform called before fit")
+        groups = np.asarray(groups).astype(str)
+        out = self.global_.transform(x)
+        for g, scaler in self.groups_.items():
+            rows = groups == g
+            if rows.any():
+                out[rows] = scaler.transform(x[rows])
+        return out
+
+    def state_dict(self) -> dict:
+        """Plain-data state (stored in checkpoints)."""
+        return {"kind": "group", "clip": self.clip, "min_rows": self.min_rows, "global": self.global_.state_dict(),
+                "groups": {g: s.state_dict() for g, s in self.groups_.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> GroupFeatureScaler:
+        """Inverse of :meth:`state_dict`."""
+        obj = cls(state["clip"], state["min_rows"])
+        obj.global_ = FeatureScaler.from_state(state["global"])
+        obj.groups_ = {g: FeatureScaler.from_state(s) for g, s in state["groups"].items()}
+        return obj
+
+
+def scaler_from_state(state: dict) -> FeatureScaler | GroupFeatureScaler:
+    """A checkpoint's input scaler, global or per group."""
+    return GroupFeatureScaler.from_state(state) if state.get("kind") == "group" else FeatureScaler.from_state(state)
