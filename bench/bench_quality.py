@@ -37,7 +37,6 @@ from models.leaf_config import Leaf, load_leaf
 from models.prediction import checkpoint_data, load_expert, resolve_checkpoint
 from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
 from utils.metric_factory import brier_score, pinball_loss
-from utils.timeline import period_delta
 
 HOURS = {"1h": 1, "4h": 4, "1d": 24}
 DRIVERS = {"funding_": "funding", "oi_": "oi_momentum", "onchain_": "flow"}
@@ -156,7 +155,8 @@ def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
         return
     best = max(baselines, key=lambda n: np.nan_to_num(metric(y, value[n]), nan=-np.inf))
     headline = "AP" if cls else "IC"
-    for name in [n for n in value if n != best]:
+    # a constant has no IC: no skill is compared on AP only
+    for name in [n for n in value if n != best and (cls or n != "no_skill")]:
         diff, lo, hi = paired_block_bootstrap(metric, y, value[name], value[best], ts, period, args.samples,
                                               args.block_bars, args.seed, min_block_bars=2 * t.horizon)
         verdict = "above" if lo > 0 else "below" if hi < 0 else "includes 0"
@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     leaf, data, tft = load(args)
     outputs = collect(leaf, data, tft, [m for m in args.models.split(",") if m])
     evaluate(leaf, data, outputs, oracle_scores(leaf, data, Path(args.oracle)), args)
-    step = period_delta(leaf.model.period)
-    print(f"\n(rows: the leaf's validation windows; bars of {step}; TFT checkpoint: {args.tft_ckpt})")
+    print(f"\n(rows: the leaf's validation windows, {leaf.model.period} bars; TFT checkpoint: {args.tft_ckpt})")
     return 0
 
 

@@ -113,9 +113,14 @@ def _fit_gbdt(make, model: str, X: np.ndarray, y: np.ndarray, stop: np.ndarray, 
     est = make(MAX_ROUNDS)
     fit, held = ~stop, stop
     if model == "lightgbm":
+        import inspect
+
         import lightgbm
 
-        est.fit(X[fit], y[fit], eval_set=[(X[held], y[held])], eval_metric=eval_metric,
+        # LightGBM 4.7 renamed eval_set (a list of pairs) to eval_X / eval_y
+        held_set = {"eval_X": X[held], "eval_y": y[held]} if "eval_X" in inspect.signature(est.fit).parameters \
+            else {"eval_set": [(X[held], y[held])]}
+        est.fit(X[fit], y[fit], **held_set, eval_metric=eval_metric,
                 callbacks=[lightgbm.early_stopping(EARLY_STOP, verbose=False)])
     elif model == "xgboost":
         est.set_params(early_stopping_rounds=EARLY_STOP)
