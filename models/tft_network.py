@@ -114,6 +114,17 @@ class TFTNet(nn.Module):
         w = torch.softmax(self.static_select(emb.flatten(1)), dim=-1)
         return (emb * w.unsqueeze(-1)).sum(1), w
 
+    def _recurrent(self, enc_x: torch.Tensor, dec_x: torch.Tensor, h0: torch.Tensor,
+                   c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM encoder-decoder. Under CPU autocast (``bf16-mixed`` on a CPU) it runs in float32: oneDNN has no
+        bf16 LSTM primitive on many CPUs ("could not create a primitive descriptor"); CUDA keeps autocast."""
+        if enc_x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return self._recurrent(enc_x.float(), dec_x.float(), h0.float(), c0.float())
+        enc_out, state = self.encoder(enc_x, (h0, c0))
+        dec_out, _ = self.decoder(dec_x, state)
+        return enc_out, dec_out
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run the TFT on one batch."""
         static, static_w = self._static(batch["static_cat"])
@@ -122,8 +133,7 @@ class TFTNet(nn.Module):
         dec_x, dec_w = self.dec_vsn(batch["decoder_known"], c_sel)
         h0 = self.ctx["h"](static).unsqueeze(0).expand(self.lstm_layers, -1, -1).contiguous()
         c0 = self.ctx["c"](static).unsqueeze(0).expand(self.lstm_layers, -1, -1).contiguous()
-        enc_out, state = self.encoder(enc_x, (h0, c0))
-        dec_out, _ = self.decoder(dec_x, state)
+        enc_out, dec_out = self._recurrent(enc_x, dec_x, h0, c0)
         seq = self.post_lstm(torch.cat([enc_out, dec_out], 1), torch.cat([enc_x, dec_x], 1))
         enriched = self.enrich(seq, self.ctx["enrich"](static).unsqueeze(1).expand(-1, seq.shape[1], -1))
         n_enc, n_dec = enc_x.shape[1], dec_x.shape[1]
