@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_quality.py --leaf Alpha-Dir-TFT/1h/base [--tft-ckpt best|PATH|none] [--tft-epochs N]
                                   [--models logistic,lightgbm] [--samples 300] [--block-bars 48]
+                                  [--set features.normalize=group ...]
 
 Every model is scored on exactly the validation rows of the leaf's windows (:func:`build_window_data`: same
 features, spans, purge and embargo; the TFT's checkpoint fixes the split dates and transforms, and the baselines
@@ -167,12 +168,12 @@ def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
 def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, object]:
     """The leaf (split dates resolved), its windows and the TFT module (or None)."""
     config = Path("configs/experts") / args.leaf / "model_config.yaml"
-    leaf = load_leaf(config)
+    leaf = load_leaf(config, args.set)
     table = read_table(leaf.model.data.path)
     if args.tft_epochs:
         from models.training import run
 
-        overrides = [f"training.max_epochs={args.tft_epochs}", "training.early_stopping_patience=null"]
+        overrides = [*args.set, f"training.max_epochs={args.tft_epochs}", "training.early_stopping_patience=null"]
         args.tft_ckpt = run(load_leaf(config, overrides), table=table).best_model_path
     if args.tft_ckpt != "none":
         module, ck_leaf = load_expert(resolve_checkpoint(leaf, args.tft_ckpt))
@@ -188,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tft-ckpt", default="best", help="best | last | PATH | none")
     p.add_argument("--tft-epochs", type=int, default=0, help="train the TFT for N epochs first")
     p.add_argument("--models", default="logistic,lightgbm", help=f"baselines (installed: {available_models()})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="leaf config override (training and baselines), e.g. features.normalize=group")
     p.add_argument("--oracle", default="data/raw/oracle.parquet")
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--block-bars", type=int, default=48)
