@@ -322,8 +322,8 @@ class BaselineExpert:
             if t.kind == "classification":
                 logit = t.model.decision_function(X)
                 out["score"][:, k] = t.calibrator.predict_proba(logit[:, None])[:, 0]
-                if hasattr(t.calibrator, "scale_"):
-                    out["head_scale"][:, k], out["head_bias"][:, k] = t.calibrator.scale_[0], t.calibrator.bias_[0]
+                # Platt's slope and intercept (1/T and 0 for temperature; NaN for isotonic, as in the contract)
+                out["head_scale"][:, k], out["head_bias"][:, k] = t.calibrator.scale_[0], t.calibrator.bias_[0]
                 continue
             q = t.model.predict(X)
             out["quantiles"][:, k], out["score"][:, k] = q, q[:, quantiles.index(0.5)]
