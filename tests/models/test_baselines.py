@@ -103,3 +103,21 @@ def test_oof_of_baselines_stacks_beside_each_other(leaf_path, small_panel):
     checks = {c.name: c for c in audit(z)}
     for name in ("duplicates", "time_order", "late_prediction"):
         assert checks[name].passed, checks[name]
+
+
+def test_missing_library_no_validation_and_empty_spans_are_named(leaf_path, monkeypatch):
+    import models.baselines as baselines
+    from models.baseline_runs import write_split
+
+    monkeypatch.setattr(baselines, "available_models", lambda: ["logistic"])
+    with pytest.raises(ConfigError, match="--model 'xgboost': its library is not installed"):
+        check_model("xgboost")
+    leaf, data = _data(leaf_path)
+    fitted = BaselineExpert(leaf, "logistic").fit(data)
+    with pytest.raises(ConfigError, match="--split 'train': use one of"):
+        write_split(fitted, data, "train", Path("out"))
+    data.splits = {**data.splits, "val": data.splits["val"][:0]}
+    with pytest.raises(DataError, match="no validation window: the baseline's calibration needs one"):
+        BaselineExpert(leaf, "logistic").fit(data)
+    with pytest.raises(DataError, match="the val span of .* has no window to predict"):
+        write_split(fitted, data, "val", Path("out"))

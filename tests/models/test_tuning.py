@@ -49,3 +49,15 @@ def test_pruning_reports_the_monitor_and_stops_a_rejected_trial():
 def test_tune_needs_a_trial(leaf_path):
     with pytest.raises(ConfigError, match="--trials 0: must be >= 1"):
         tune(leaf_path, trials=0)
+
+
+def test_a_search_where_every_trial_is_pruned_says_so(leaf_path, monkeypatch):
+    import models.tuning as tuning
+
+    def pruned(*args, **kwargs):
+        raise optuna.TrialPruned("stopped")
+
+    monkeypatch.setattr(tuning, "run", pruned)
+    with pytest.raises(ConfigError, match="no trial completed \\(2 pruned or failed\\); see .*trials.csv"):
+        tune(leaf_path, trials=2)
+    assert not (leaf_path.parent / "tuned_overrides.yaml").exists()
