@@ -77,10 +77,11 @@ def save_expert(expert: BaselineExpert, data: WindowData) -> Path:
 
 
 def run_baseline(leaf: Leaf, model: str, splits: tuple[str, ...] = ("val",), table: pd.DataFrame | None = None,
-                 label: str | None = None) -> list[PredictResult]:
+                 label: str | None = None, wait: bool = True) -> list[PredictResult]:
     """Fit ``model`` on the leaf's training rows, calibrate on validation, write the predictions of ``splits``.
 
-    ``label`` renames the ``split`` column of the written rows (walk-forward blocks use ``oof``).
+    ``label`` renames the ``split`` column of the written rows (walk-forward blocks use ``oof``). The model's
+    checkpoint folder is locked for the run (``wait=False``: stop with a ``DataError`` if another run holds it).
     """
     from utils.locks import output_lock
 
@@ -89,7 +90,7 @@ def run_baseline(leaf: Leaf, model: str, splits: tuple[str, ...] = ("val",), tab
     resolved = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
     data = build_window_data(resolved, table)
     check_splits(leaf, data)
-    with output_lock(leaf.model_ckpt_dir(model), True, f"{model} baseline run of this leaf"):
+    with output_lock(leaf.model_ckpt_dir(model), wait, f"{model} baseline run of this leaf"):
         expert = BaselineExpert(resolved, model, leaf.model.seed).fit(data)
         saved = save_expert(expert, data)
         log_dir = next_version(leaf.model_log_dir(model))

@@ -75,14 +75,26 @@ class TuneResult:
 
 
 def tune(config: str | Path, overrides: list[str] | None = None, trials: int = 20, timeout: float | None = None,
-         seed: int = 0) -> TuneResult:
-    """Search the leaf's settings over ``trials`` training runs (or until ``timeout`` seconds)."""
-    import optuna
+         seed: int = 0, wait: bool = True) -> TuneResult:
+    """Search the leaf's settings over ``trials`` training runs (or until ``timeout`` seconds).
+
+    The leaf's ``tft/tune`` checkpoint folder is locked for the whole search, so two searches of one leaf never
+    share trial folders (``wait=False``: stop with a ``DataError`` if another search holds it).
+    """
+    from utils.locks import output_lock
 
     if trials < 1:
         raise ConfigError(f"--trials {trials}: must be >= 1")
     overrides = list(overrides or [])
     base = load_leaf(config, overrides)
+    with output_lock(base.ckpt_dir / "tune", wait, "hyper-parameter search of this leaf"):
+        return _search(config, overrides, base, trials, timeout, seed)
+
+
+def _search(config: str | Path, overrides: list[str], base: Leaf, trials: int, timeout: float | None,
+            seed: int) -> TuneResult:
+    import optuna
+
     monitor, mode = monitor_for(base)
     table = read_table(base.model.data.path)
 

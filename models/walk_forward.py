@@ -120,10 +120,10 @@ def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
     if model != "tft":
         check_model(model)
     with output_lock(base.model_ckpt_dir(model), wait, f"walk-forward run of this leaf ({model})"):
-        return _windows(base, model)
+        return _windows(base, model, wait)
 
 
-def _windows(base: Leaf, model: str = "tft") -> list[PredictResult]:
+def _windows(base: Leaf, model: str = "tft", wait: bool = True) -> list[PredictResult]:
     table = read_table(base.model.data.path)
     results = []
     for win in leaf_windows(base, table):
@@ -131,7 +131,7 @@ def _windows(base: Leaf, model: str = "tft") -> list[PredictResult]:
         logger.info("walk-forward %s (%s): train < %s, val < %s, OOF [%s, %s)", win.tag, model, win.train_end,
                     win.val_end, win.oof_start, win.oof_end)
         if model != "tft":
-            results += run_baseline(leaf, model, ("test",), table, label="oof")
+            results += run_baseline(leaf, model, ("test",), table, label="oof", wait=wait)
             continue
         result = run(leaf, table=table)
         module, ck_leaf = load_expert(result.best_model_path or result.last_model_path)

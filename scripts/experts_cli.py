@@ -115,7 +115,8 @@ def baseline_cmd(args: argparse.Namespace, config: Path) -> int:
 
     configure_logging(args.verbose)
     try:
-        results = run_baseline(load_leaf(config, args.set), args.model, tuple(args.split or ["val"]))
+        results = run_baseline(load_leaf(config, args.set), args.model, tuple(args.split or ["val"]),
+                               wait=not args.no_wait)
     except ProjectError as exc:
         logger.error("%s", exc)
         return 2
@@ -146,7 +147,8 @@ def tune_cmd(args: argparse.Namespace, config: Path) -> int:
     """``tune``: Optuna trials of the leaf; writes ``tuned_overrides.yaml`` and ``trials.csv``."""
     from models.tuning import tune
 
-    result, code = _training_job(args, lambda: tune(config, args.set, args.trials, args.timeout))
+    result, code = _training_job(args, lambda: tune(config, args.set, args.trials, args.timeout,
+                                                            wait=not args.no_wait))
     if result is not None:
         print(f"best value {result.best_value:.4f} with {result.best_settings}")
         print(f"overrides: {result.overrides_file}\ntrials: {result.trials_csv}")

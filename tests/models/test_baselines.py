@@ -121,3 +121,19 @@ def test_missing_library_no_validation_and_empty_spans_are_named(leaf_path, monk
         BaselineExpert(leaf, "logistic").fit(data)
     with pytest.raises(DataError, match="the val span of .* has no window to predict"):
         write_split(fitted, data, "val", Path("out"))
+
+
+def test_baseline_no_wait_stops_when_another_run_holds_the_folder(leaf_path, caplog):
+    from filelock import FileLock
+
+    from utils.locks import lock_path
+
+    holder = FileLock(str(lock_path(load_leaf(leaf_path).model_ckpt_dir("logistic"))))
+    holder.acquire()
+    try:
+        assert experts_cli.main(["baseline", "--expert", "Test-TFT", "--leaf", "1h/base", "--model", "logistic",
+                                 "--no-wait"]) == 2
+    finally:
+        holder.release()
+    assert "is being written by another logistic baseline run of this leaf" in caplog.text
+    assert not Path("lightning_logs/experts/Test-TFT/1h/base/logistic").exists()

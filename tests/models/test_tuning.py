@@ -61,3 +61,18 @@ def test_a_search_where_every_trial_is_pruned_says_so(leaf_path, monkeypatch):
     with pytest.raises(ConfigError, match="no trial completed \\(2 pruned or failed\\); see .*trials.csv"):
         tune(leaf_path, trials=2)
     assert not (leaf_path.parent / "tuned_overrides.yaml").exists()
+
+
+def test_tune_no_wait_stops_when_another_search_holds_the_leaf(leaf_path, caplog):
+    from filelock import FileLock
+
+    from utils.locks import lock_path
+
+    holder = FileLock(str(lock_path(load_leaf(leaf_path).ckpt_dir / "tune")))
+    holder.acquire()
+    try:
+        assert experts_cli.main(["tune", "--expert", "Test-TFT", "--leaf", "1h/base", "--trials", "1",
+                                 "--no-wait"]) == 2
+    finally:
+        holder.release()
+    assert "is being written by another hyper-parameter search of this leaf" in caplog.text
