@@ -211,8 +211,8 @@ class BaselineQuantileRegressor:
             alphas = [len(y) / c for c in C_GRID]
             alpha = min(alphas, key=mse)
             held = Ridge(alpha=alpha).fit(X[~stop], y[~stop])
-            self.offsets_ = np.quantile(y[stop] - held.predict(X[stop]), self.quantiles) - \
-                np.quantile(y[stop] - held.predict(X[stop]), 0.5)
+            resid = y[stop] - held.predict(X[stop])
+            self.offsets_ = np.quantile(resid, self.quantiles) - np.quantile(resid, 0.5)
             self.estimators_ = [Ridge(alpha=alpha).fit(X, y)]
             self.size_ = alpha
         else:
