@@ -9,7 +9,11 @@ vectorized here (one batched matmul for all variables) because pytorch-forecasti
 small network per variable, which dominates the cost with hundreds of inputs.
 
 One head per target reads the decoder step at the target's horizon: a logit for classification,
-quantiles (P10/P50/P90 by default) for regression. Quantiles are ordered by construction: the head
+quantiles (P10/P50/P90 by default) for regression. With ``linear_skip`` every head also gets a linear map of
+the decision bar's (last encoder step's) scaled inputs, initialised at zero: the "highway" of LSTNet (Lai et al.,
+2018). Deep sequence models learn a signal that is linear in the latest inputs slowly through their gates and
+attention; the skip gives them the logistic / linear baseline from the first steps, and the TFT learns what is
+left (interactions, history). Quantiles are ordered by construction: the head
 outputs the median and non-negative (softplus) increments outwards from it, so P10 <= P50 <= P90 for every
 input. :class:`HybridMultiLoss` weights BCE (or focal) and pinball losses per target.
 """
@@ -82,7 +86,8 @@ class TFTNet(nn.Module):
 
     def __init__(self, n_enc: int, n_dec: int, n_symbols: int, n_periods: int, n_targets: int, head_steps: list[int],
                  hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int,
-                 median_idx: int | None = None, regression: list[bool] | None = None) -> None:
+                 median_idx: int | None = None, regression: list[bool] | None = None,
+                 linear_skip: bool = False) -> None:
         super().__init__()
         self.head_steps = head_steps
         # regression heads: raw[median] is P50, the other raw outputs are softplus increments outwards from it
@@ -108,6 +113,8 @@ class TFTNet(nn.Module):
         # one linear head per target: weights [target, hidden, quantile]
         self.head_w = nn.Parameter(torch.randn(n_targets, hidden, n_quantiles) / math.sqrt(hidden))
         self.head_b = nn.Parameter(torch.zeros(n_targets, n_quantiles))
+        # weights [input, target, quantile]; zero at start, so training begins from the plain TFT
+        self.skip_w = nn.Parameter(torch.zeros(n_enc, n_targets, n_quantiles)) if linear_skip else None
 
     def _static(self, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = torch.stack([self.sym_emb(cat[:, 0]), self.per_emb(cat[:, 1])], dim=1)  # [B, 2, H]
@@ -146,6 +153,8 @@ class TFTNet(nn.Module):
         steps = torch.as_tensor(self.head_steps, device=out.device)
         picked = out[:, steps]  # [B, T, H]: each target reads the decoder step at its horizon
         pred = torch.einsum("bth,thq->btq", picked, self.head_w) + self.head_b
+        if self.skip_w is not None:
+            pred = pred + torch.einsum("bv,vtq->btq", batch["encoder_cont"][:, -1], self.skip_w)
         if self.median_idx is not None and pred.shape[-1] > 1:
             pred = torch.where(self.is_reg[None, :, None], ordered_quantiles(pred, self.median_idx), pred)
         return {"pred": pred, "encoder_weights": enc_w, "decoder_weights": dec_w, "static_weights": static_w,

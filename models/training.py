@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 InitFrom = Literal["resume", "warm"] | None
 ARCH_KEYS = ("model", "window")
+# what a checkpoint written before a key existed was trained with (its config has no such key)
+LEGACY_ARCH = {"model": {"linear_skip": False}}
 #: version of the prediction contract (columns and meanings of predictions_*.parquet)
 SCHEMA_VERSION = "1"
 
@@ -168,7 +170,7 @@ def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
     """A resume continues the same network: architecture and targets as in the checkpoint."""
     new = leaf.to_dict()
     for key in ARCH_KEYS:
-        old, cur = saved["config"]["model"][key], new["model"][key]
+        old, cur = {**LEGACY_ARCH.get(key, {}), **saved["config"]["model"][key]}, new["model"][key]
         if old != cur:
             diff = {k: (old.get(k), cur.get(k)) for k in cur if old.get(k) != cur.get(k)}
             raise ConfigError(f"{leaf.config_path}: cannot resume {path}: '{key}' changed {diff}; resume needs the "

@@ -12,10 +12,16 @@ def test_ordered_quantiles_never_cross_and_keep_the_median():
         assert torch.equal(out[..., mid], raw[..., mid])
 
 
-def _net(median_idx):
+def _net(median_idx, linear_skip=False):
     return TFTNet(n_enc=5, n_dec=2, n_symbols=3, n_periods=1, n_targets=2, head_steps=[0, 1], hidden=8, heads=2,
                   lstm_layers=1, dropout=0.0, d_embed=4, n_quantiles=3, median_idx=median_idx,
-                  regression=[False, True])
+                  regression=[False, True], linear_skip=linear_skip)
+
+
+def _batch(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"encoder_cont": torch.randn(n, 6, 5, generator=g) * 4, "decoder_known": torch.randn(n, 2, 2, generator=g),
+            "static_cat": torch.randint(0, 3, (n, 2), generator=g) * torch.tensor([1, 0])}
 
 
 def test_network_regression_heads_are_ordered_on_random_inputs():
@@ -35,3 +41,25 @@ def test_network_regression_heads_are_ordered_on_random_inputs():
         free = legacy(batch)["pred"]
     assert torch.equal(free[:, 0], pred[:, 0])  # the classification head is untouched
     assert torch.equal(free[:, 1, 1], pred[:, 1, 1]) and not torch.equal(free[:, 1], pred[:, 1])
+
+
+def test_linear_skip_starts_as_the_plain_tft_and_adds_a_linear_map_of_the_decision_bar():
+    torch.manual_seed(0)
+    plain, skip = _net(1), _net(1, linear_skip=True)
+    missing = skip.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["skip_w"]
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.equal(plain(batch)["pred"], skip(batch)["pred"])  # zero at initialization
+        skip.skip_w.normal_(0, 1)
+        base = skip(batch)["pred"]
+        moved = {**batch, "encoder_cont": batch["encoder_cont"].clone()}
+        moved["encoder_cont"][:, -1, 2] += 1.0  # one input of the decision bar, one unit up
+        shift = skip(moved)["pred"] - base
+    # the classification logit moves by the body's response plus exactly the skip weight of that input
+    with torch.no_grad():
+        body = plain.__class__.forward  # the body alone: the same network without the skip
+        skip_w, skip.skip_w = skip.skip_w, None
+        body_shift = body(skip, moved)["pred"] - body(skip, batch)["pred"]
+        skip.skip_w = skip_w
+    assert torch.allclose(shift[:, 0, 0] - body_shift[:, 0, 0], skip_w[2, 0, 0].expand(64), atol=1e-5)

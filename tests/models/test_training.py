@@ -84,6 +84,32 @@ def test_warm_start_copies_matching_parameters_exactly(leaf_path, tmp_path):
     assert run(rich, init_from="warm").best_score is not None
 
 
+def _as_before_the_skip(path):
+    """Rewrite a checkpoint trained without the linear skip as one written before the key existed."""
+    ckpt = _ckpt(path)
+    del ckpt["hyper_parameters"]["spec"]["config"]["model"]["model"]["linear_skip"]
+    torch.save(ckpt, path)
+
+
+def test_checkpoints_from_before_the_linear_skip_load_resume_and_warm_start(leaf_path):
+    run(load_leaf(leaf_path, ["model.linear_skip=false"]))
+    last = load_leaf(leaf_path).ckpt_dir / "last.ckpt"
+    _as_before_the_skip(last)
+    assert load_leaf(leaf_path).model.model.linear_skip  # the default now
+    assert MyTFTModule.load_from_checkpoint(last).net.skip_w is None  # trained without it, rebuilt without it
+    with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'linear_skip': \(False, True\)\}"):
+        run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
+    run(load_leaf(leaf_path, ["training.max_epochs=2", "model.linear_skip=false"]), init_from="resume")
+    warm = load_leaf(leaf_path, [f"weights.warm_start.source={last}"])
+    from models.training import make_spec
+    from models.window_dataset import build_window_data
+
+    module = MyTFTModule(make_spec(warm, build_window_data(warm)))
+    report = warm_start(module, last, [""], [])
+    assert report["new"] == ["net.skip_w"] and not report["skipped"]  # the skip starts at zero, the rest copied
+    assert torch.count_nonzero(module.net.skip_w) == 0
+
+
 def test_warm_start_without_source(leaf_path):
     with pytest.raises(ConfigError, match=r"key 'warm_start\.source' is empty"):
         run(load_leaf(leaf_path), init_from="warm")
