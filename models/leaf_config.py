@@ -44,6 +44,9 @@ class FeatureSection:
     #: as pytorch-forecasting's GroupNormalizer does for targets, so a volatile symbol's inputs share the scale of
     #: a quiet one's
     normalize: Literal["global", "group"] = "global"
+    #: the same choice for regression targets (pytorch-forecasting's GroupNormalizer): ``group`` scales each
+    #: symbol's returns by its own training mean / std, so the pinball loss weighs a quiet symbol like a volatile one
+    normalize_targets: Literal["global", "group"] = "global"
 
 
 @dataclass

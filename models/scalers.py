@@ -1,7 +1,9 @@
 """Input and target scalers of the window dataset (sklearn's fit / transform; fit on training rows only).
 
 :class:`FeatureScaler` standardizes each column with one mean and standard deviation; :class:`GroupFeatureScaler`
-(``features.normalize: group``) keeps one per symbol. Both are stored in checkpoints as plain data.
+(``features.normalize: group``, and ``features.normalize_targets: group`` for regression targets) keeps one per
+symbol. Both are stored in checkpoints as plain data; ``row_stats`` gives the mean and scale each row was scaled
+with, so a scaled output can be put back in the target's units row by row.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ class FeatureScaler:
     def inverse_transform(self, x: np.ndarray) -> np.ndarray:
         """Back to original units."""
         return x * self.scale_ + self.mean_
+
+    def row_stats(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)``, each ``[n, C]``: the statistics every row is scaled with (the same for all rows)."""
+        n = len(groups)
+        return np.broadcast_to(self.mean_, (n, self.mean_.size)), np.broadcast_to(self.scale_, (n, self.scale_.size))
+
+    def fix_columns(self, columns: np.ndarray, mean: float = 0.0, scale: float = 1.0) -> None:
+        """Set the statistics of ``columns`` (e.g. 0 / 1 for class labels, which stay 0/1)."""
+        self.mean_[columns], self.scale_[columns] = mean, scale
 
     def state_dict(self) -> dict:
         """Plain-data state (stored in checkpoints)."""
@@ -89,6 +100,21 @@ class GroupFeatureScaler:
                 out[rows] = scaler.transform(x[rows])
         return out
 
+    def row_stats(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)``, each ``[n, C]``: the statistics of each row's group (the global ones for a group
+        without its own)."""
+        groups = np.asarray(groups).astype(str)
+        mean, scale = (np.array(a) for a in self.global_.row_stats(groups))
+        for g, scaler in self.groups_.items():
+            rows = groups == g
+            mean[rows], scale[rows] = scaler.mean_, scaler.scale_
+        return mean, scale
+
+    def fix_columns(self, columns: np.ndarray, mean: float = 0.0, scale: float = 1.0) -> None:
+        """Set the statistics of ``columns`` in the global and every group's scaler."""
+        for scaler in (self.global_, *self.groups_.values()):
+            scaler.fix_columns(columns, mean, scale)
+
     def state_dict(self) -> dict:
         """Plain-data state (stored in checkpoints)."""
         return {"kind": "group", "clip": self.clip, "min_rows": self.min_rows, "global": self.global_.state_dict(),
@@ -103,6 +129,9 @@ class GroupFeatureScaler:
         return obj
 
 
-def scaler_from_state(state: dict) -> FeatureScaler | GroupFeatureScaler:
+Scaler = FeatureScaler | GroupFeatureScaler
+
+
+def scaler_from_state(state: dict) -> Scaler:
     """A checkpoint's input scaler, global or per group."""
     return GroupFeatureScaler.from_state(state) if state.get("kind") == "group" else FeatureScaler.from_state(state)

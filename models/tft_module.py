@@ -30,6 +30,7 @@ import torch
 from metrics.calibration import make_calibrator, sigma_from_quantiles
 from models.leaf_config import Leaf
 from models.outputs import long_frame
+from models.scalers import scaler_from_state
 from models.tft_network import HybridMultiLoss, TFTNet
 from utils.eval_report import eval_report
 from utils.metric_factory import get_metric
@@ -98,8 +99,9 @@ class MyTFTModule(L.LightningModule):
         self.is_cls = np.array([k == "classification" for k in self.kinds])
         self.is_logreturn = np.array([k == "regression" and "logreturn" in n
                                       for n, k in zip(self.target_names, self.kinds, strict=True)])
-        self.y_scale = np.asarray(spec["scalers"]["targets"]["scale"], dtype=np.float64)
-        self.y_mean = np.asarray(spec["scalers"]["targets"]["mean"], dtype=np.float64)
+        # the target scaler's mean / std per symbol (category order), [S, T]: one row each for a global scaler
+        mean, scale = scaler_from_state(spec["scalers"]["targets"]).row_stats(spec["categories"]["symbol"])
+        self.y_mean, self.y_scale = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
         self.versions = spec.get("versions", {})
         # no-skill constants for the eval reports (older checkpoints: the evaluated rows' own, see eval_report)
         self.no_skill = dict(zip(self.target_names, spec.get("train_target_means", []), strict=False)) or None
@@ -153,10 +155,10 @@ class MyTFTModule(L.LightningModule):
             return
         fields = {k: np.concatenate([b[k] for b in self._val]) for k in self._val[0]}
         self._val.clear()
-        self._log_monitors(fields["pred"], fields["target"])
+        self._log_monitors(fields["pred"], fields["target"], fields["static"][:, 0])
         if self.trainer.sanity_checking:
             return
-        y_true = self._denormalize(fields["target"])
+        y_true = self._denormalize(fields["target"], fields["static"][:, 0])
         self.fit_calibration(fields["pred"][:, :, 0], y_true)
         frame = self.prediction_frame(fields, "val")
         report = eval_report(frame, no_skill=self.no_skill)
@@ -172,7 +174,7 @@ class MyTFTModule(L.LightningModule):
         self.latest_validation = ValidationResult(frame, report, self._calibration_rows(report),
                                                   int(self.current_epoch))
 
-    def _log_monitors(self, pred: np.ndarray, y: np.ndarray) -> None:
+    def _log_monitors(self, pred: np.ndarray, y: np.ndarray, symbol_idx: np.ndarray) -> None:
         for k, (name, kind) in enumerate(zip(self.target_names, self.kinds, strict=True)):
             ok = np.isfinite(y[:, k])
             if not ok.any():
@@ -181,7 +183,7 @@ class MyTFTModule(L.LightningModule):
                 value = get_metric("ap").fn(y[ok, k], pred[ok, k, 0])
                 self.log(f"val_{name}_ap@{self.period}", float(value), sync_dist=False)
             else:  # RMSE of the median in target units (the scaler's mean cancels in the error)
-                scale = self.y_scale[k]
+                scale = self.y_scale[symbol_idx[ok], k]
                 value = get_metric("rmse").fn(y[ok, k] * scale, {0.5: pred[ok, k, self.median_idx] * scale})
                 self.log(f"val_{name}_rmse@{self.period}", float(value), sync_dist=False)
 
@@ -208,8 +210,8 @@ class MyTFTModule(L.LightningModule):
             "close": batch["close_bits"].cpu().numpy().view(np.float64),
         }
 
-    def _denormalize(self, y_scaled: np.ndarray) -> np.ndarray:
-        return y_scaled.astype(np.float64) * self.y_scale + self.y_mean
+    def _denormalize(self, y_scaled: np.ndarray, symbol_idx: np.ndarray) -> np.ndarray:
+        return y_scaled.astype(np.float64) * self.y_scale[symbol_idx] + self.y_mean[symbol_idx]
 
     def fit_calibration(self, logits: np.ndarray, y_true: np.ndarray):
         """Fit the leaf's calibration method per classification target on validation logits.
@@ -249,7 +251,9 @@ class MyTFTModule(L.LightningModule):
         """Network outputs -> contract arrays ``[n, T]`` (see the module docstring for the formulas)."""
         pred = fields["pred"].astype(np.float64)
         n = pred.shape[0]
-        q = pred * self.y_scale[None, :, None] + self.y_mean[None, :, None]
+        sym = fields["static"][:, 0]
+        y_scale, y_mean = self.y_scale[sym], self.y_mean[sym]  # [n, T]
+        q = pred * y_scale[:, :, None] + y_mean[:, :, None]
         logit = pred[:, :, 0]
         cls = self.is_cls[None, :]
         prob = self.calibrated(logit)
@@ -261,13 +265,11 @@ class MyTFTModule(L.LightningModule):
         return {
             "score": np.where(cls, prob, p50), "uncertainty": np.where(cls, np.nan, sigma),
             "quantiles": np.where(cls[:, :, None], np.nan, q),
-            "head_scale": np.broadcast_to(np.where(self.is_cls, self.cal_scale.cpu().numpy(), self.y_scale),
-                                          (n, len(self.kinds))),
-            "head_bias": np.broadcast_to(np.where(self.is_cls, self.cal_bias.cpu().numpy(), self.y_mean),
-                                         (n, len(self.kinds))),
+            "head_scale": np.where(self.is_cls, self.cal_scale.cpu().numpy(), y_scale),
+            "head_bias": np.where(self.is_cls, self.cal_bias.cpu().numpy(), y_mean),
             "antilog_return": np.where(logret, np.expm1(p50), np.nan),
             "future_price": np.where(logret, fields["close"][:, None] * np.exp(p50), np.nan),
-            "y_true": self._denormalize(fields["target"]),
+            "y_true": self._denormalize(fields["target"], sym),
             "symbol_idx": fields["static"][:, 0], "period_idx": fields["static"][:, 1],
             "time_idx": fields["time_idx"], "timestamp": fields["timestamp"],
         }

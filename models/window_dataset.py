@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Sampler
 
 from features.stationarity import level_columns
 from models.leaf_config import Leaf
-from models.scalers import FeatureScaler, GroupFeatureScaler, scaler_from_state
+from models.scalers import FeatureScaler, GroupFeatureScaler, Scaler, scaler_from_state
 from utils.errors import ConfigError, DataError
 from utils.io import read_frame
 from utils.timeline import TimeSplit, as_utc, embargo_bars, feature_columns, period_delta, time_at_share
@@ -213,8 +213,8 @@ class WindowData:
     known_names: list[str]
     targets: list[str]
     categories: dict[str, list[str]]
-    feature_scaler: FeatureScaler | GroupFeatureScaler
-    target_scaler: FeatureScaler
+    feature_scaler: Scaler
+    target_scaler: Scaler
     encoder_length: int
     decoder_length: int
     train_window: tuple[str, str] = ("", "")  # first and last decision bar of the training span
@@ -254,17 +254,18 @@ def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[st
             "predict_all": np.flatnonzero(enough_history)}
 
 
-def _scalers(leaf: Leaf, scalers: dict | None, train_x: np.ndarray, train_y: np.ndarray,
-             train_groups: np.ndarray) -> tuple[FeatureScaler | GroupFeatureScaler, FeatureScaler]:
+def _scalers(leaf: Leaf, scalers: dict | None, train_x: np.ndarray, train_groups: np.ndarray, train_y: np.ndarray,
+             train_y_groups: np.ndarray) -> tuple[Scaler, Scaler]:
     """The checkpoint's scalers, or scalers fit on the training span's rows (class labels stay 0/1); inputs per
-    symbol with ``features.normalize: group``."""
+    symbol with ``features.normalize: group``, regression targets with ``features.normalize_targets: group``."""
     if scalers:
-        fx, fy = scaler_from_state(scalers["features"]), FeatureScaler.from_state(scalers["targets"])
+        fx, fy = scaler_from_state(scalers["features"]), scaler_from_state(scalers["targets"])
     else:
-        fx = GroupFeatureScaler() if leaf.model.features.normalize == "group" else FeatureScaler()
-        fx, fy = fx.fit(train_x, train_groups), FeatureScaler().fit(train_y)
-    is_cls = np.array([t.kind == "classification" for t in leaf.targets.targets])
-    fy.mean_[is_cls], fy.scale_[is_cls] = 0.0, 1.0
+        f = leaf.model.features
+        fx = GroupFeatureScaler() if f.normalize == "group" else FeatureScaler()
+        fy = GroupFeatureScaler() if f.normalize_targets == "group" else FeatureScaler()
+        fx, fy = fx.fit(train_x, train_groups), fy.fit(train_y, train_y_groups)
+    fy.fix_columns(np.array([t.kind == "classification" for t in leaf.targets.targets]))
     return fx, fy
 
 
@@ -324,8 +325,10 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         raise DataError(_no_window_message(leaf, table, targets, enough_history, spans["train"], time_split.edges[1]))
 
     train_rows, symbols = np.flatnonzero(spans["train"]), table["symbol"].to_numpy()
-    fx, fy = _scalers(leaf, scalers, raw_x[train_rows], raw_y[splits["train"]], symbols[train_rows])
-    y = np.where(np.isfinite(raw_y), (raw_y - fy.mean_) / fy.scale_, np.nan).astype(np.float32)
+    fx, fy = _scalers(leaf, scalers, raw_x[train_rows], symbols[train_rows], raw_y[splits["train"]],
+                      symbols[splits["train"]])
+    y_mean, y_scale = fy.row_stats(symbols)
+    y = np.where(np.isfinite(raw_y), (raw_y - y_mean) / y_scale, np.nan).astype(np.float32)
     cats, static = _encodings(table, m.period, categories)
     known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
     return WindowData(

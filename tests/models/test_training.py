@@ -384,3 +384,12 @@ def test_bf16_mixed_precision_trains_and_predicts_on_the_cpu(leaf_path):
     assert sorted(frame["timestamp"].unique()) == sorted(want.unique())
     logret = frame[frame["target"] == "target_logreturn_h4"]
     assert (logret["p10"] <= logret["p50"]).all() and (logret["p50"] <= logret["p90"]).all()
+
+
+def test_group_target_normalization_trains_and_its_checkpoint_keeps_one_scale_per_symbol(leaf_path):
+    leaf = load_leaf(leaf_path, ["features.normalize_targets=group"])
+    run(leaf)
+    module = MyTFTModule.load_from_checkpoint(leaf.ckpt_dir / "last.ckpt")
+    n_symbols = len(module.spec["categories"]["symbol"])
+    assert module.y_scale.shape == (n_symbols, 2) and np.unique(module.y_scale[:, 1]).size == n_symbols
+    assert (module.y_scale[:, 0] == 1).all()  # the classification target stays a 0/1 label

@@ -186,3 +186,42 @@ def test_group_scaler_falls_back_to_the_global_statistics():
     np.testing.assert_allclose(out[300:], sc.global_.transform(x[300:]))
     with pytest.raises(RuntimeError, match="before fit"):
         GroupFeatureScaler().transform(x, groups)
+
+
+def test_group_scaler_row_stats_and_fixed_columns():
+    from models.scalers import GroupFeatureScaler
+
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.normal(0, 3, 310), rng.integers(0, 2, 310)]
+    groups = np.array(["A"] * 150 + ["B"] * 150 + ["C"] * 10)
+    sc = GroupFeatureScaler(min_rows=100).fit(x, groups)
+    sc.fix_columns(np.array([False, True]))
+    mean, scale = sc.row_stats(groups)
+    np.testing.assert_allclose(mean[0, 0], x[:150, 0].mean())
+    np.testing.assert_allclose(scale[160, 0], x[150:300, 0].std())
+    np.testing.assert_allclose(mean[305], sc.global_.mean_)  # C: too few rows, the global statistics
+    assert (mean[:, 1] == 0).all() and (scale[:, 1] == 1).all()  # labels stay 0 / 1 in every group
+
+
+def test_group_target_normalization_scales_each_symbols_returns_and_decodes_back(leaf_path):
+    from models.tft_module import MyTFTModule
+    from models.training import make_spec
+
+    leaf = load_leaf(leaf_path, ["features.normalize_targets=group"])
+    data = build_window_data(leaf)
+    assert data.target_scaler.state_dict()["kind"] == "group"
+    train, sym = data.splits["train"], data.static[:, 0].numpy()
+    y = data.y.numpy()
+    for s in np.unique(sym[train]):
+        rows = train[sym[train] == s]
+        assert abs(y[rows, 1].mean()) < 1e-4 and abs(y[rows, 1].std() - 1) < 1e-3  # each symbol's own returns
+    np.testing.assert_array_equal(y[train, 0], data.y_raw[train, 0])  # the class label is untouched
+    # the module puts a scaled output back in each row's symbol's units
+    module = MyTFTModule(make_spec(leaf, data))
+    rows = data.splits["val"]
+    fields = {"pred": np.repeat(y[rows][:, :, None], 3, axis=2), "target": y[rows], "static": data.static[rows].numpy(),
+              "time_idx": data.time_idx[rows], "timestamp": data.timestamp[rows], "close": data.close[rows]}
+    out = module.decode(fields)
+    np.testing.assert_allclose(out["y_true"], data.y_raw[rows], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(out["quantiles"][:, 1, 1], data.y_raw[rows, 1], rtol=1e-5, atol=1e-7)
+    assert np.unique(out["head_scale"][:, 1]).size == np.unique(sym[rows]).size  # one scale per symbol
