@@ -4,7 +4,7 @@ Usage::
 
     python bench/bench_quality.py --leaf Alpha-Dir-TFT/1h/base [--tft-ckpt best|PATH|none] [--tft-epochs N]
                                   [--models logistic,lightgbm] [--samples 300] [--block-bars 48]
-                                  [--set features.normalize=group ...]
+                                  [--tft-seeds 42,1,2] [--set features.normalize=group ...]
 
 Every model is scored on exactly the validation rows of the leaf's windows (:func:`build_window_data`: same
 features, spans, purge and embargo; the TFT's checkpoint fixes the split dates and transforms, and the baselines
@@ -16,7 +16,10 @@ P10 / P90 coverage. ``no_skill`` is the training span's base rate or mean. Last,
 minus the best baseline's, with a 90% paired block-bootstrap interval over time (:mod:`metrics.bootstrap`).
 
 ``--tft-epochs N`` trains the leaf first (N epochs, early stopping off), ``--tft-ckpt best`` uses the leaf's best
-checkpoint, ``none`` scores the baselines alone. Probabilities are calibrated on the validation span for every
+checkpoint, ``none`` scores the baselines alone. ``--tft-seeds 42,1,2`` (with ``--tft-epochs``) trains one TFT per
+seed and scores each (``tft_s42`` ...) and their average (``tft_mean``: the seed ensemble, calibrated scores and
+quantiles averaged), so a difference can be read against the spread between seeds of the same model; the
+baselines keep the leaf's seed. Probabilities are calibrated on the validation span for every
 model (the leaf's method), so log-loss and Brier are in-sample for the calibration; AP, ROC-AUC and IC are not
 affected by it.
 """
@@ -107,12 +110,13 @@ def regression_row(y: np.ndarray, q: np.ndarray, quantiles: list[float]) -> dict
             "rmse": float(np.sqrt(np.mean((y - p50) ** 2)))}
 
 
-def collect(leaf: Leaf, data: WindowData, tft, models: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Per model: scores ``[n, T]`` and quantiles ``[n, T, Q]`` on the validation rows (plus no skill)."""
+def collect(leaf: Leaf, data: WindowData, tfts: dict, models: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per model: scores ``[n, T]`` and quantiles ``[n, T, Q]`` on the validation rows (plus no skill); ``tfts``
+    maps a name to a trained module (several seeds also give their average, ``tft_mean``)."""
     rows = data.splits["val"]
-    out = {}
-    if tft is not None:
-        out["tft"] = tft_outputs(tft, data)
+    out = {name: tft_outputs(module, data) for name, module in tfts.items()}
+    if len(tfts) > 1:  # the mean of ordered quantiles stays ordered
+        out["tft_mean"] = {key: np.mean([out[n][key] for n in tfts], axis=0) for key in ("score", "quantiles")}
     for name in models:
         expert = BaselineExpert(leaf, name, leaf.model.seed).fit(data)
         dec = expert.decode(data, rows)
@@ -144,6 +148,12 @@ def evaluate(leaf: Leaf, data: WindowData, outputs: dict, oracles: dict, args: a
               f"span {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d}, {len(rows):,} rows, base rate / mean {np.mean(y):.4f}")
         print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
         compare(t, y, outputs, k, ts, leaf.model.period, args, quantiles)
+        seeds = [n for n in outputs if n.startswith("tft_s")]
+        if len(seeds) > 1:
+            head = "ap" if t.kind == "classification" else "ic"
+            values = frame.loc[seeds, head].astype(float)
+            print(f"  TFT over {len(seeds)} seeds: {head.upper()} mean {values.mean():.4f}, std "
+                  f"{values.std(ddof=1):.4f}, range {values.min():.4f} .. {values.max():.4f}")
 
 
 def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
@@ -151,7 +161,7 @@ def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
     cls = t.kind == "classification"
     metric = average_precision_score if cls else ic
     value = {n: o["score"][:, k] if cls else o["quantiles"][:, k, quantiles.index(0.5)] for n, o in outputs.items()}
-    baselines = [n for n in value if n not in ("tft", "no_skill")]
+    baselines = [n for n in value if not n.startswith("tft") and n != "no_skill"]
     if not baselines:
         return
     best = max(baselines, key=lambda n: np.nan_to_num(metric(y, value[n]), nan=-np.inf))
@@ -165,21 +175,41 @@ def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
               f"({verdict})")
 
 
-def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, object]:
-    """The leaf (split dates resolved), its windows and the TFT module (or None)."""
+def _trained(config: Path, args: argparse.Namespace, table: pd.DataFrame) -> dict[str, tuple[object, Leaf]]:
+    """Train the TFT once per seed (``--tft-seeds``, default the leaf's own) and load each best checkpoint at once
+    (the next run archives it)."""
+    from models.training import run
+
+    seeds = [s for s in args.tft_seeds.split(",") if s] if args.tft_seeds else []
+    base = [*args.set, f"training.max_epochs={args.tft_epochs}", "training.early_stopping_patience=null"]
+    out, paths = {}, []
+    for seed in seeds or [None]:
+        path = run(load_leaf(config, base + ([f"seed={seed}"] if seed else [])), table=table).best_model_path
+        out["tft" if seed is None else f"tft_s{seed}"] = load_expert(resolve_checkpoint(load_leaf(config, args.set),
+                                                                                        path))
+        paths.append(path)
+    args.tft_ckpt = ", ".join(paths)
+    return out
+
+
+def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, dict]:
+    """The leaf (split dates resolved), its windows and the TFT modules by name (empty with ``--tft-ckpt none``)."""
     config = Path("configs/experts") / args.leaf / "model_config.yaml"
     leaf = load_leaf(config, args.set)
     table = read_table(leaf.model.data.path)
     if args.tft_epochs:
-        from models.training import run
-
-        overrides = [*args.set, f"training.max_epochs={args.tft_epochs}", "training.early_stopping_patience=null"]
-        args.tft_ckpt = run(load_leaf(config, overrides), table=table).best_model_path
-    if args.tft_ckpt != "none":
-        module, ck_leaf = load_expert(resolve_checkpoint(leaf, args.tft_ckpt))
-        return ck_leaf, checkpoint_data(module, ck_leaf, table), module
-    leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
-    return leaf, build_window_data(leaf, table), None
+        loaded = _trained(config, args, table)
+    elif args.tft_ckpt != "none":
+        loaded = {"tft": load_expert(resolve_checkpoint(leaf, args.tft_ckpt))}
+    else:
+        leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
+        return leaf, build_window_data(leaf, table), {}
+    module, ck_leaf = next(iter(loaded.values()))
+    data = checkpoint_data(module, ck_leaf, table)
+    for name, (other, other_leaf) in loaded.items():  # every seed must be scored on the same rows
+        if not np.array_equal(checkpoint_data(other, other_leaf, table).splits["val"], data.splits["val"]):
+            raise SystemExit(f"{name}: its validation rows differ from the first model's; cannot compare")
+    return ck_leaf, data, {name: m for name, (m, _) in loaded.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaf", default="Alpha-Dir-TFT/1h/base", help="<Expert>/<period>/<modality>")
     p.add_argument("--tft-ckpt", default="best", help="best | last | PATH | none")
     p.add_argument("--tft-epochs", type=int, default=0, help="train the TFT for N epochs first")
+    p.add_argument("--tft-seeds", default="", help="with --tft-epochs: one TFT per seed (e.g. 42,1,2) and their mean")
     p.add_argument("--models", default="logistic,lightgbm", help=f"baselines (installed: {available_models()})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="leaf config override (training and baselines), e.g. features.normalize=group")
@@ -196,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-bars", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    leaf, data, tft = load(args)
-    outputs = collect(leaf, data, tft, [m for m in args.models.split(",") if m])
+    leaf, data, tfts = load(args)
+    outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m])
     evaluate(leaf, data, outputs, oracle_scores(leaf, data, Path(args.oracle)), args)
     print(f"\n(rows: the leaf's validation windows, {leaf.model.period} bars; TFT checkpoint: {args.tft_ckpt})")
     return 0
