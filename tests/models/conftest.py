@@ -1,9 +1,25 @@
 """A tiny trainable leaf on the small synthetic panel."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
+
+from utils.locks import lock_path
+
+
+@contextmanager
+def folder_held(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s output lock, as another run writing it would."""
+    holder = FileLock(str(lock_path(folder)))
+    holder.acquire()
+    try:
+        yield
+    finally:
+        holder.release()
 
 
 def write_leaf(root: Path, data_path: Path, expert: str = "Test-TFT", modality: str = "base", **model_over) -> Path:

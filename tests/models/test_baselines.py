@@ -12,6 +12,7 @@ from models.outputs import PREDICTION_COLUMNS
 from models.window_dataset import build_window_data, leaf_rows, read_table, resolve_split
 from pipelines.build_oof_for_z import build
 from scripts import experts_cli
+from tests.models.conftest import folder_held
 from utils.audit_no_leakage import audit
 from utils.errors import ConfigError, DataError
 from utils.timeline import label_end
@@ -124,16 +125,8 @@ def test_missing_library_no_validation_and_empty_spans_are_named(leaf_path, monk
 
 
 def test_baseline_no_wait_stops_when_another_run_holds_the_folder(leaf_path, caplog):
-    from filelock import FileLock
-
-    from utils.locks import lock_path
-
-    holder = FileLock(str(lock_path(load_leaf(leaf_path).model_ckpt_dir("logistic"))))
-    holder.acquire()
-    try:
+    with folder_held(load_leaf(leaf_path).model_ckpt_dir("logistic")):
         assert experts_cli.main(["baseline", "--expert", "Test-TFT", "--leaf", "1h/base", "--model", "logistic",
                                  "--no-wait"]) == 2
-    finally:
-        holder.release()
     assert "is being written by another logistic baseline run of this leaf" in caplog.text
     assert not Path("lightning_logs/experts/Test-TFT/1h/base/logistic").exists()

@@ -12,7 +12,7 @@ from models.leaf_config import load_leaf
 from models.tft_module import MyTFTModule
 from models.tft_network import HybridMultiLoss
 from models.training import run, warm_start
-from tests.models.conftest import write_leaf
+from tests.models.conftest import folder_held, write_leaf
 from utils.errors import ConfigError, DataError
 
 
@@ -325,16 +325,8 @@ def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
 
 
 def test_one_training_run_per_leaf(leaf_path, caplog):
-    from filelock import FileLock
-
-    from utils.locks import lock_path
-
-    holder = FileLock(str(lock_path(load_leaf(leaf_path).ckpt_dir)))
-    holder.acquire()
-    try:
+    with folder_held(load_leaf(leaf_path).ckpt_dir):
         assert train_multi_tft.main(["--config", str(leaf_path), "--no-wait"]) == 2
-    finally:
-        holder.release()
     assert "is being written by another training run of this leaf" in caplog.text
     assert not (load_leaf(leaf_path).ckpt_dir / "last.ckpt").exists()
 

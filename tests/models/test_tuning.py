@@ -10,6 +10,7 @@ import yaml
 from models.leaf_config import load_leaf
 from models.tuning import PruneOnMonitor, tune
 from scripts import experts_cli
+from tests.models.conftest import folder_held
 from utils.errors import ConfigError
 
 
@@ -64,15 +65,7 @@ def test_a_search_where_every_trial_is_pruned_says_so(leaf_path, monkeypatch):
 
 
 def test_tune_no_wait_stops_when_another_search_holds_the_leaf(leaf_path, caplog):
-    from filelock import FileLock
-
-    from utils.locks import lock_path
-
-    holder = FileLock(str(lock_path(load_leaf(leaf_path).ckpt_dir / "tune")))
-    holder.acquire()
-    try:
+    with folder_held(load_leaf(leaf_path).ckpt_dir / "tune"):
         assert experts_cli.main(["tune", "--expert", "Test-TFT", "--leaf", "1h/base", "--trials", "1",
                                  "--no-wait"]) == 2
-    finally:
-        holder.release()
     assert "is being written by another hyper-parameter search of this leaf" in caplog.text
