@@ -8,7 +8,8 @@ comes from here, into the folder of the trainer's logger:
   end of fitting ``tft_gating.csv`` (the variable-selection weights);
 * :class:`PredictionWriter` (Lightning's ``BasePredictionWriter``): ``predictions/predictions_*.parquet`` and its
   eval report, labelled with the writer's ``split``;
-* :class:`InterruptCheckpoint` and :class:`ExactResume`: a stopped run resumes where it stopped, bit for bit.
+* :class:`InterruptCheckpoint` and :class:`ExactResume`: a stopped run resumes where it stopped, bit for bit;
+* :class:`BestAndLastCheckpoint`: the best checkpoints by the monitor, and ``last.ckpt`` after every epoch.
 """
 
 from __future__ import annotations
@@ -208,3 +209,36 @@ class ExactResume(L.Callback):
             return
         _set_rng_states(state["rng"])
         self.sampler.skip = int(state["batches_done"])
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, with ``last.ckpt`` written after every epoch's validation.
+
+    From Lightning 2.6 ``save_last=True`` writes ``last.ckpt`` only when a top-k checkpoint is saved at the same
+    step, so after an epoch that does not improve the monitor ``last.ckpt`` stays the best epoch's: a resume would
+    silently go back to it, repeat epochs and see other batches. Here ``last.ckpt`` is always the latest epoch (the
+    behaviour of Lightning <= 2.5, where the parent already saved it and this adds nothing).
+    """
+
+    @property
+    def state_key(self) -> str:
+        """The parent's key: checkpoints written before this class resume with their best-model state, and
+        :func:`models.checkpoints.checkpoint_outcome` reads both."""
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def _save_last_anyway(self, trainer: L.Trainer, at_train_epoch_end: bool) -> None:
+        # the parent saved at this step (top-k, or last with it) -> nothing to add; this also skips sanity checks
+        if (not self.save_last or self._should_skip_saving_checkpoint(trainer)
+                or self._should_save_on_train_epoch_end(trainer) != at_train_epoch_end):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Top-k as the parent, then ``last.ckpt`` if the parent did not write it."""
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_anyway(trainer, at_train_epoch_end=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Top-k as the parent, then ``last.ckpt`` if the parent did not write it."""
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_anyway(trainer, at_train_epoch_end=False)

@@ -24,7 +24,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from models.callbacks import ExactResume, InterruptCheckpoint, ValidationOutputs
+from models.callbacks import BestAndLastCheckpoint, ExactResume, InterruptCheckpoint, ValidationOutputs
 from models.checkpoints import checkpoint_outcome, read_spec
 from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf
 from models.prediction import PredictResult, load_expert, precision_for, predict
@@ -148,8 +148,8 @@ def make_spec(leaf: Leaf, data: WindowData) -> dict:
 
 def _trainer(leaf: Leaf, monitor: str, mode: str, extra: list | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
     tr, t = leaf.model.trainer, leaf.model.training
-    ckpt = ModelCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
-                           save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
+    ckpt = BestAndLastCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
+                                 save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
     callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs(), *(extra or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,8 +47,9 @@ def test_resume_continues_epochs_and_optimizer_state(leaf_path):
     first = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")
     run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
     second = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")
-    done = lambda c: c["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]  # noqa: E731
-    assert done(second) == 2 and second["epoch"] > first["epoch"]  # two epochs in total across both runs
+    # epochs whose training ran ("completed" lags by one in a checkpoint written at an epoch's end)
+    done = lambda c: c["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]  # noqa: E731
+    assert (done(first), done(second)) == (1, 2) and second["epoch"] > first["epoch"]  # two epochs in all
     assert second["global_step"] == 2 * first["global_step"]
     step = lambda c: next(iter(c["optimizer_states"][0]["state"].values()))["step"]  # noqa: E731
     assert float(step(second)) == 2 * float(step(first))  # Adam moments carried over, not restarted
@@ -288,8 +290,7 @@ def _interrupt_at(epoch: int, batch: int):
 
 
 @pytest.mark.parametrize(("stop_epoch", "stop_batch"), [(0, 5), (1, 2)])
-@pytest.mark.parametrize("skip", [False, pytest.param(True, marks=pytest.mark.xfail(
-    strict=True, reason="known defect: with model.linear_skip and dropout a resumed run drifts (exact without)"))])
+@pytest.mark.parametrize("skip", [False, True])
 def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     """2 epochs straight == stopped (at the end of epoch 1, or 2 batches into epoch 2) and resumed: identical
     weights, with dropout on and shuffled batches."""
@@ -322,6 +323,17 @@ def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     # last batch comes before that epoch's validation)
     diffs = {k: float((got[k].float() - want[k].float()).abs().max()) for k in want if k.startswith("net.")}
     assert max(diffs.values()) == 0.0, sorted(diffs.items(), key=lambda kv: -kv[1])[:5]
+
+
+def test_last_checkpoint_is_the_last_epoch_when_the_monitor_does_not_improve(leaf_path):
+    """Lightning 2.6 writes ``last.ckpt`` only with a new best; a resume from it would repeat epochs."""
+    over = ["training.max_epochs=3", "training.limit_train_batches=3", "optimizer.lr=1e-12"]
+    result = run(load_leaf(leaf_path, over))
+    # weights that barely move -> the same validation AP each epoch -> epoch 0 stays the best
+    assert Path(result.best_model_path).name == "epoch000.ckpt", result.best_model_path
+    last = _ckpt(load_leaf(leaf_path).ckpt_dir / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 9)
+    assert last["resume_state"]["batches_done"] == 0
 
 
 def test_one_training_run_per_leaf(leaf_path, caplog):
@@ -359,7 +371,7 @@ def test_resume_after_appended_data_keeps_the_checkpoints_spans_and_scalers(leaf
     assert after["config"]["model"]["split"] == before["config"]["model"]["split"]
     assert after["scalers"] == before["scalers"] and after["categories"] == before["categories"]
     assert "resuming with the checkpoint's split" in caplog.text
-    assert _ckpt(resumed.last_model_path)["epoch"] == 2
+    assert _ckpt(resumed.last_model_path)["epoch"] == 1  # the second epoch (0-based), trained after the resume
 
 
 def test_bf16_mixed_precision_trains_and_predicts_on_the_cpu(leaf_path):

@@ -105,6 +105,17 @@ def test_parse_override():
         parse_override("oops")
 
 
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.1 (PyYAML) reads ``1e-4`` as text; a researcher writes learning rates that way."""
+    cfg = load_config(write(tmp_path, "name: x\ninner: {lr: 1e-4}\ntags: {a: -2E+3}\n"), Outer,
+                      dict([parse_override("maybe=7")]))
+    assert (cfg.inner.lr, cfg.tags, cfg.maybe) == (1e-4, {"a": -2000.0}, 7)
+    assert parse_override("inner.lr=5e-3") == ("inner.lr", 5e-3)
+    assert parse_override("name=1e") == ("name", "1e")  # not a number: stays text
+    with pytest.raises(ConfigError, match=r"key 'inner.lr' = -1e-05: must be > 0.0"):
+        load_config(write(tmp_path, "name: x\ninner: {lr: -1e-5}\n"), Outer)
+
+
 def test_check_hook_errors_carry_the_source():
     @dataclass
     class WithHook:
