@@ -99,9 +99,9 @@ class ArchSection:
     dropout: float = bounded(0.1, ge=0.0, lt=1.0)
     hidden_continuous_size: int = bounded(8, ge=1, le=1024)
     quantiles: list[float] = bounded([0.1, 0.5, 0.9], gt=0.0, lt=1.0)
-    # a linear map of the decision bar's inputs added to every head (LSTNet's "highway"): see TFTNet. Off by
-    # default: with it and dropout, a stopped and resumed run is not bit-identical to a straight one (not traced)
-    linear_skip: bool = False
+    # a linear map of the decision bar's inputs added to every head (LSTNet's "highway"): see TFTNet. On by
+    # default since it raised AP in 4 of 5 paired seed runs (bench/RESULTS.md); checkpoints without the key had none
+    linear_skip: bool = True
 
     def check(self) -> None:
         """Heads must divide the hidden size; quantiles sorted and containing the median."""

@@ -166,6 +166,11 @@ def _trainer(leaf: Leaf, monitor: str, mode: str, extra: list | None = None) -> 
     return trainer, ckpt
 
 
+def _as_yaml(value: object) -> str:
+    """A value as a ``--set`` writes it (``false``, ``16``, ``[0.1, 0.5, 0.9]``)."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
     """A resume continues the same network: architecture and targets as in the checkpoint."""
     new = leaf.to_dict()
@@ -173,8 +178,10 @@ def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
         old, cur = {**LEGACY_ARCH.get(key, {}), **saved["config"]["model"][key]}, new["model"][key]
         if old != cur:
             diff = {k: (old.get(k), cur.get(k)) for k in cur if old.get(k) != cur.get(k)}
+            back = " ".join(f"--set {key}.{k}={_as_yaml(o)}" for k, (o, _) in diff.items())
             raise ConfigError(f"{leaf.config_path}: cannot resume {path}: '{key}' changed {diff}; resume needs the "
-                              f"same architecture (use warm_start_train.py to start from these weights)")
+                              f"same architecture: resume with {back}, or start from these weights with "
+                              f"warm_start_train.py")
     targets = [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets]
     if saved["targets"] != targets:
         raise ConfigError(f"{leaf.config_path}: cannot resume {path}: the target list changed; "

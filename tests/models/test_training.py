@@ -94,13 +94,15 @@ def _as_before_the_skip(path):
 
 
 def test_checkpoints_from_before_the_linear_skip_load_resume_and_warm_start(leaf_path):
-    run(load_leaf(leaf_path))
+    run(load_leaf(leaf_path, ["model.linear_skip=false"]))
     last = load_leaf(leaf_path).ckpt_dir / "last.ckpt"
     _as_before_the_skip(last)
     assert MyTFTModule.load_from_checkpoint(last).net.skip_w is None  # trained without it, rebuilt without it
-    with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'linear_skip': \(False, True\)\}"):
-        run(load_leaf(leaf_path, ["training.max_epochs=2", "model.linear_skip=true"]), init_from="resume")
-    run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
+    # the skip is on by default now: resuming such a checkpoint says how to continue it as it was
+    with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'linear_skip': \(False, True\)\}; "
+                                          r".*resume with --set model\.linear_skip=false"):
+        run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
+    run(load_leaf(leaf_path, ["training.max_epochs=2", "model.linear_skip=false"]), init_from="resume")
     warm = load_leaf(leaf_path, [f"weights.warm_start.source={last}", "model.linear_skip=true"])
     from models.training import make_spec
     from models.window_dataset import build_window_data
