@@ -45,6 +45,7 @@ _Loader.add_implicit_resolver(  # the copy on the subclass leaves yaml.SafeLoade
 def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
+
 _BOUNDS = {
     "ge": (lambda v, b: v >= b, ">="),
     "gt": (lambda v, b: v > b, ">"),
