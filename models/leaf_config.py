@@ -296,11 +296,22 @@ class Leaf:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<checkpoint>") -> Leaf:
-        """Inverse of :meth:`to_dict` (rebuilds a leaf from a checkpoint's stored configuration)."""
-        return cls(from_mapping(ModelConfig, data["model"], source),
+        """Inverse of :meth:`to_dict` (rebuilds a leaf from a checkpoint's stored configuration; keys the checkpoint
+        predates take the value it was trained with, :data:`LEGACY_MODEL`)."""
+        return cls(from_mapping(ModelConfig, with_legacy(data["model"]), source),
                    from_mapping(TargetsConfig, data["targets"], source),
                    from_mapping(WeightsConfig, data["weights"], source), Path(data["config_path"]),
                    data.get("run_tag", ""))
+
+
+# what a checkpoint's stored model config means by a key it predates: the setting it was trained with (a new
+# default must not change an old network)
+LEGACY_MODEL = {"model": {"linear_skip": False}}
+
+
+def with_legacy(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``model_config`` mapping with the keys it predates filled in from :data:`LEGACY_MODEL`."""
+    return {**model_cfg, **{sec: {**legacy, **model_cfg.get(sec, {})} for sec, legacy in LEGACY_MODEL.items()}}
 
 
 def _split_overrides(overrides: list[str] | None) -> dict[str, dict[str, Any]]:

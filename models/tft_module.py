@@ -81,8 +81,7 @@ class MyTFTModule(L.LightningModule):
             # checkpoints from before ordered quantiles keep their free head (spec without the flag)
             median_idx=list(arch.quantiles).index(0.5) if spec.get("ordered_quantiles") else None,
             regression=[k == "regression" for k in self.kinds],
-            # checkpoints from before the skip have no such key: they were trained without it
-            linear_skip=arch.linear_skip and "linear_skip" in spec["config"]["model"]["model"],
+            linear_skip=arch.linear_skip,  # False for checkpoints from before the key (Leaf.from_dict)
         )
         self.loss_fn = HybridMultiLoss(
             self.kinds, [w.loss_weights.get(n, 1.0) for n in self.target_names], arch.quantiles,

@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from models.callbacks import BestAndLastCheckpoint, ExactResume, InterruptCheckpoint, ValidationOutputs
 from models.checkpoints import checkpoint_outcome, read_spec
-from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf
+from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf, with_legacy
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
 from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
@@ -42,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 InitFrom = Literal["resume", "warm"] | None
 ARCH_KEYS = ("model", "window")
-# what a checkpoint written before a key existed was trained with (its config has no such key)
-LEGACY_ARCH = {"model": {"linear_skip": False}}
 #: version of the prediction contract (columns and meanings of predictions_*.parquet)
 SCHEMA_VERSION = "1"
 
@@ -175,7 +173,7 @@ def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
     """A resume continues the same network: architecture and targets as in the checkpoint."""
     new = leaf.to_dict()
     for key in ARCH_KEYS:
-        old, cur = {**LEGACY_ARCH.get(key, {}), **saved["config"]["model"][key]}, new["model"][key]
+        old, cur = with_legacy(saved["config"]["model"])[key], new["model"][key]
         if old != cur:
             diff = {k: (old.get(k), cur.get(k)) for k in cur if old.get(k) != cur.get(k)}
             back = " ".join(f"--set {key}.{k}={_as_yaml(o)}" for k, (o, _) in diff.items())
