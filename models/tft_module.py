@@ -33,7 +33,7 @@ from models.outputs import long_frame
 from models.scalers import scaler_from_state
 from models.tft_network import HybridMultiLoss, TFTNet
 from utils.eval_report import eval_report
-from utils.metric_factory import get_metric
+from utils.metric_factory import MONITORABLE, compute
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,8 @@ class MyTFTModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         """Monitor metrics, calibration fit, calibration metrics, eval report and reliability curves.
 
-        Logs ``val_<target>_ap@<period>`` / ``val_<target>_rmse@<period>`` (the monitors) and, outside the
+        Logs ``val_<target>_<metric>@<period>`` for the monitorable metrics (AP and ROC-AUC of classification
+        targets; RMSE, MAE, IC and pinball of the regression median / quantiles, in target units) and, outside the
         sanity check, ``val_ece@<target>``, ``val_brier@<target>``, ``val_cal_scale@<target>``,
         ``val_cal_bias@<target>`` (classification) and ``val_cov_p10@<target>``, ``val_cov_p90@<target>``,
         ``val_pinball@<target>`` (regression).
@@ -174,17 +175,21 @@ class MyTFTModule(L.LightningModule):
                                                   int(self.current_epoch))
 
     def _log_monitors(self, pred: np.ndarray, y: np.ndarray, symbol_idx: np.ndarray) -> None:
+        """Log ``val_<target>_<metric>@<period>`` for every monitorable metric (``MONITORABLE``), so that any
+        monitor the config may name exists after the first validation."""
+        y_true = self._denormalize(y, symbol_idx)
         for k, (name, kind) in enumerate(zip(self.target_names, self.kinds, strict=True)):
             ok = np.isfinite(y[:, k])
             if not ok.any():
                 continue
-            if kind == "classification":  # AP is rank-based: logits rank like probabilities
-                value = get_metric("ap").fn(y[ok, k], pred[ok, k, 0])
-                self.log(f"val_{name}_ap@{self.period}", float(value), sync_dist=False)
-            else:  # RMSE of the median in target units (the scaler's mean cancels in the error)
-                scale = self.y_scale[symbol_idx[ok], k]
-                value = get_metric("rmse").fn(y[ok, k] * scale, {0.5: pred[ok, k, self.median_idx] * scale})
-                self.log(f"val_{name}_rmse@{self.period}", float(value), sync_dist=False)
+            if kind == "classification":  # rank metrics: logits rank like probabilities
+                values = compute(MONITORABLE[kind], y[ok, k], pred[ok, k, 0])
+            else:  # in target units: per-symbol target scaling would change the pooled ranks and errors
+                scale, mean = self.y_scale[symbol_idx[ok], k, None], self.y_mean[symbol_idx[ok], k, None]
+                q = pred[ok, k, :].astype(np.float64) * scale + mean
+                values = compute(MONITORABLE[kind], y_true[ok, k], dict(zip(self.quantiles, q.T, strict=True)))
+            for metric, value in values.items():
+                self.log(f"val_{name}_{metric}@{self.period}", float(value), sync_dist=False)
 
     def _calibration_rows(self, report: pd.DataFrame) -> pd.DataFrame:
         """The pooled report rows with the fitted calibration (``val_calibration.csv``)."""

@@ -35,7 +35,7 @@ from utils.config import from_mapping
 from utils.errors import ConfigError, DataError, Interrupted
 from utils.io import file_fingerprint, write_text
 from utils.locks import output_lock
-from utils.metric_factory import METRICS, get_metric
+from utils.metric_factory import MONITORABLE, get_metric
 from utils.stage_summary import write_stage_summary
 
 logger = logging.getLogger(__name__)
@@ -63,31 +63,36 @@ def monitor_for(leaf: Leaf) -> tuple[str, str]:
     """(metric name, mode) of the configured monitor; ``auto`` picks the first classification AP.
 
     The mode comes from the metric registry (``utils.metric_factory``): ``val_<target>_<metric>@<period>``
-    is maximised when the metric is (AP, ROC-AUC), else minimised; ``val_loss`` is minimised.
+    is maximised when the metric is (AP, ROC-AUC, IC), else minimised; ``val_loss`` is minimised. Only the
+    metrics the module logs at every validation (``MONITORABLE``, for the target's kind) can be monitors.
     """
     period = leaf.model.period
-    if leaf.model.training.monitor != "auto":
-        name = leaf.model.training.monitor
-        if name == "val_loss":
-            return name, "min"
-        head, _, at = name.partition("@")
-        known = [m for m in METRICS if head.endswith(f"_{m}")]
-        if not head.startswith("val_") or not known:
-            raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: use val_loss or "
-                              f"val_<target>_<metric>@{period} with a metric of {sorted(METRICS)}")
-        target = head[len("val_"):-len(max(known, key=len)) - 1]
-        names = [t.name for t in leaf.targets.targets]
-        if target not in names or at != period:
-            # checked before anything is archived: otherwise Lightning fails after a whole epoch
-            raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: "
-                              + (f"target {target!r} is not one of the leaf's targets {names}" if target not in names
-                                 else f"the period after '@' must be the leaf's, {period!r}")
-                              + f"; e.g. val_{names[0]}_{max(known, key=len)}@{period}")
-        return name, "max" if get_metric(max(known, key=len)).higher_is_better else "min"
-    for t in leaf.targets.targets:
-        if t.kind == "classification":
-            return f"val_{t.name}_ap@{period}", "max"
-    return f"val_{leaf.targets.targets[0].name}_rmse@{period}", "min"
+    if leaf.model.training.monitor == "auto":
+        for t in leaf.targets.targets:
+            if t.kind == "classification":
+                return f"val_{t.name}_ap@{period}", "max"
+        return f"val_{leaf.targets.targets[0].name}_rmse@{period}", "min"
+    name = leaf.model.training.monitor
+    if name == "val_loss":
+        return name, "min"
+    head, _, at = name.partition("@")
+    metrics = sorted({m for ms in MONITORABLE.values() for m in ms})
+    known = [m for m in metrics if head.endswith(f"_{m}")]
+    if not head.startswith("val_") or not known:
+        raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: use val_loss or "
+                          f"val_<target>_<metric>@{period} with a metric of {metrics}")
+    metric = max(known, key=len)
+    target = head[len("val_"):-len(metric) - 1]
+    kinds = {t.name: t.kind for t in leaf.targets.targets}
+    problem = (f"target {target!r} is not one of the leaf's targets {list(kinds)}" if target not in kinds
+               else f"the period after '@' must be the leaf's, {period!r}" if at != period
+               else f"{metric!r} is not a {kinds[target]} metric; use one of {MONITORABLE[kinds[target]]}"
+               if metric not in MONITORABLE[kinds[target]] else "")
+    if problem:  # checked before anything is archived: otherwise Lightning fails after a whole epoch
+        first = leaf.targets.targets[0]
+        raise ConfigError(f"{leaf.config_path}: key 'training.monitor' = {name!r}: {problem}; "
+                          f"e.g. val_{first.name}_{MONITORABLE[first.kind][0]}@{period}")
+    return name, "max" if get_metric(metric).higher_is_better else "min"
 
 
 def check_splits(leaf: Leaf, data: WindowData) -> None:

@@ -6,7 +6,8 @@ row per (period, target):
 
 * classification targets: AP, ROC-AUC, ECE (15 equal-mass bins, and equal-width), Brier, NLL,
   accuracy, base rate;
-* regression targets: RMSE, MAE (of P50), P10/P50/P90 coverage and pinball losses;
+* regression targets: RMSE, MAE and IC (Spearman rank correlation with the outcome) of P50, P10/P50/P90
+  coverage and pinball losses;
 * ``n``: rows with a known outcome;
 * **no skill** beside every row: ``no_skill`` (the constant a skill-less forecaster would issue: the fit
   span's base rate, or its mean for regression, when the caller knows it, else the evaluated rows' own,
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 CLASS_COLUMNS = ["ap", "roc_auc", "ece", "ece_uniform", "brier", "nll", "accuracy", "base_rate", "no_skill",
                  "brier_no_skill", "nll_no_skill", "brier_skill"]
-REG_COLUMNS = ["rmse", "mae", "cov_p10", "cov_p50", "cov_p90", "pinball", "pinball_p10", "pinball_p50",
+REG_COLUMNS = ["rmse", "mae", "ic", "cov_p10", "cov_p50", "cov_p90", "pinball", "pinball_p10", "pinball_p50",
                "pinball_p90", "rmse_no_skill", "rmse_skill"]
 KEY_COLUMNS = ["symbol", "period", "target", "kind", "n"]
 
@@ -110,6 +111,6 @@ def write_eval_report(report: pd.DataFrame, folder: str | Path, expert: str, per
 def format_table(report: pd.DataFrame, symbols: str | None = None) -> str:
     """Compact text table (``symbols='ALL'`` keeps only the aggregate rows)."""
     view = report if symbols is None else report[report["symbol"] == symbols]
-    show = [c for c in ["symbol", "target", "n", "ap", "roc_auc", "ece", "brier", "rmse", "cov_p10", "cov_p90",
-                        "pinball"] if c in view.columns]
+    show = [c for c in ["symbol", "target", "n", "ap", "roc_auc", "ece", "brier", "rmse", "ic", "cov_p10",
+                        "cov_p90", "pinball"] if c in view.columns]
     return view[show].to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")

@@ -8,11 +8,15 @@ a :class:`~utils.errors.ConfigError` listing the valid ones.
   them, for the rank metrics): ``ap``, ``roc_auc``, ``ece`` (15 equal-mass bins), ``ece_uniform``,
   ``brier``, ``nll``, ``accuracy``, ``base_rate``;
 * regression metrics take ``(y, quantiles)`` with ``{level: predictions}`` (the median at 0.5): ``rmse``,
-  ``mae`` (of the median), ``pinball`` (mean over the levels), ``coverage`` (per level: the share of
-  outcomes at or below it; a dict ``{cov_pXX: ...}``).
+  ``mae`` (of the median), ``ic`` (the information coefficient: Spearman rank correlation of the median with
+  the outcome, pooled over the rows given), ``pinball`` (mean over the levels), ``coverage`` (per level: the share
+  of outcomes at or below it; a dict ``{cov_pXX: ...}``).
 
 Each metric knows its direction (``higher_is_better``), which is how a monitor's early-stopping mode is
-chosen. Where scikit-learn defines a metric (AP, ROC-AUC, Brier, pinball) the results agree with it.
+chosen. Only the metrics of :data:`MONITORABLE` can be monitors: they need no calibration (rank metrics of the
+raw scores, errors of the median), so the module logs them after every validation, before the calibration is
+fit on that same span. Where scikit-learn defines a metric (AP, ROC-AUC, Brier, pinball) the results agree with
+it, and ``ic`` agrees with :func:`scipy.stats.spearmanr`.
 """
 
 from __future__ import annotations
@@ -112,6 +116,15 @@ def _median(quantiles: dict[float, np.ndarray]) -> np.ndarray:
     return np.asarray(quantiles[0.5], dtype=np.float64)
 
 
+def _ic(y, quantiles, n_bins=15):
+    # ranks with ties averaged, then Pearson: scipy's Spearman, without its warnings on constant input
+    x = pd.Series(_median(quantiles)).rank().to_numpy()
+    y = pd.Series(np.asarray(y, dtype=np.float64)).rank().to_numpy()
+    if len(y) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")  # no ranking to compare: a constant forecast has no IC, not an IC of 0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def _pinball_mean(y, quantiles, n_bins=15):
     losses = [pinball_loss(y, q, level) for level, q in quantiles.items()]
     return float(np.mean(losses)) if losses else float("nan")
@@ -138,13 +151,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("base_rate", "classification", lambda y, p, n_bins=15: float(np.mean(y)), True),
     Metric("rmse", "regression", lambda y, q, n_bins=15: float(np.sqrt(np.mean((_median(q) - y) ** 2))), False),
     Metric("mae", "regression", lambda y, q, n_bins=15: float(np.mean(np.abs(_median(q) - y))), False),
+    Metric("ic", "regression", _ic, True),
     Metric("pinball", "regression", _pinball_mean, False),
     Metric("coverage", "regression", lambda y, q, n_bins=15: {
         f"cov_p{round(level * 100):02d}": quantile_coverage(y, v) for level, v in q.items()}, True),
 )}
 #: The columns of an evaluation report, per target kind.
 REPORT = {"classification": ["ap", "roc_auc", "ece", "ece_uniform", "brier", "nll", "accuracy", "base_rate"],
-          "regression": ["rmse", "mae", "coverage", "pinball"]}
+          "regression": ["rmse", "mae", "ic", "coverage", "pinball"]}
+#: Per target kind, the metrics a leaf may monitor (``val_<target>_<metric>@<period>``), all computed from the raw
+#: outputs at every validation: rank metrics of the logits, errors of the median.
+MONITORABLE = {"classification": ["ap", "roc_auc"], "regression": ["rmse", "mae", "ic", "pinball"]}
 
 
 def get_metric(name: str, kind: str | None = None) -> Metric:
@@ -170,8 +187,8 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -> di
 
 
 def regression_metrics(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> dict[str, float]:
-    """RMSE and MAE of the median; coverage and pinball loss per quantile; mean pinball over quantiles."""
+    """RMSE, MAE and IC of the median; coverage and pinball loss per quantile; mean pinball over quantiles."""
     y = np.asarray(y, dtype=np.float64)
-    out: dict[str, float] = {"n": int(len(y)), **compute(["rmse", "mae", "coverage", "pinball"], y, quantiles)}
+    out: dict[str, float] = {"n": int(len(y)), **compute(REPORT["regression"], y, quantiles)}
     out.update({f"pinball_p{round(level * 100):02d}": pinball_loss(y, q, level) for level, q in quantiles.items()})
     return out

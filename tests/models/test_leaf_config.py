@@ -119,3 +119,10 @@ def test_loss_and_monitor_names_come_from_the_registries(leaf_path):
     assert monitor_for(load_leaf(leaf_path, ["training.monitor=val_loss"])) == ("val_loss", "min")
     with pytest.raises(ConfigError, match=r"key 'training.monitor' = 'val_target_binarytrend_auc@1h': use val_loss"):
         monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_binarytrend_auc@1h"]))
+    assert monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_logreturn_h4_ic@1h"]))[1] == "max"
+    # ECE needs the calibration that the same validation fits: reported, never a monitor
+    with pytest.raises(ConfigError, match=r"'val_target_binarytrend_ece@1h': use val_loss or val_<target>_<metric>@1h "
+                                          r"with a metric of \['ap', 'ic', 'mae', 'pinball', 'rmse', 'roc_auc'\]"):
+        monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_binarytrend_ece@1h"]))
+    with pytest.raises(ConfigError, match=r"'ap' is not a regression metric; use one of \['rmse', 'mae', 'ic', "):
+        monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_logreturn_h4_ap@1h"]))

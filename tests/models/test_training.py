@@ -393,6 +393,18 @@ def test_bf16_mixed_precision_trains_and_predicts_on_the_cpu(leaf_path):
     assert (logret["p10"] <= logret["p50"]).all() and (logret["p50"] <= logret["p90"]).all()
 
 
+@pytest.mark.parametrize(("target", "metric"), [("target_logreturn_h4", "ic"), ("target_binarytrend", "roc_auc")])
+def test_every_monitorable_metric_is_logged_and_agrees_with_the_eval_report(leaf_path, target, metric):
+    """A monitor other than AP / RMSE used to pass the config check and fail after the first epoch (never logged).
+    The regression monitor is in target units, here with per-symbol target scaling."""
+    monitor = f"val_{target}_{metric}@1h"
+    result = run(load_leaf(leaf_path, [f"training.monitor={monitor}", "features.normalize_targets=group"]))
+    assert result.monitor == monitor and np.isfinite(result.best_score)
+    report = pd.read_csv(leaf_path.parents[5] / result.log_dir / "val_calibration.csv")
+    row = report[(report["target"] == target) & (report["epoch"] == report["epoch"].max())].iloc[0]
+    assert result.best_score == pytest.approx(row[metric], abs=1e-6)
+
+
 def test_group_target_normalization_trains_and_its_checkpoint_keeps_one_scale_per_symbol(leaf_path):
     leaf = load_leaf(leaf_path, ["features.normalize_targets=group"])
     run(leaf)

@@ -26,10 +26,23 @@ def test_metric_registry_names_directions_and_values():
     assert set(REPORT["classification"]) <= set(classification_metrics(y, p)) <= {"n", *METRICS}
 
 
+def test_ic_is_the_spearman_correlation_of_the_median():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(1)
+    y = np.round(rng.normal(size=400), 1)  # ties in the outcome, as with rounded returns
+    med = 0.3 * y + rng.normal(size=400)
+    q = {0.1: med - 1.0, 0.5: med, 0.9: med + 1.0}
+    assert get_metric("ic").fn(y, q) == pytest.approx(spearmanr(med, y).statistic)
+    assert get_metric("ic").higher_is_better and get_metric("ic").kind == "regression"
+    assert np.isnan(get_metric("ic").fn(y, {0.5: np.zeros(400)}))  # a constant forecast ranks nothing
+    assert "ic" in compute(REPORT["regression"], y, q)
+
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ConfigError, match=r"unknown metric 'auc'; valid: \['accuracy', 'ap', "):
         get_metric("auc")
-    with pytest.raises(ConfigError, match=r"unknown regression metric 'ap'; valid: \['coverage', 'mae', "):
+    with pytest.raises(ConfigError, match=r"unknown regression metric 'ap'; valid: \['coverage', 'ic', 'mae', "):
         get_metric("ap", "regression")
     with pytest.raises(ConfigError, match=r"unknown classification loss 'hinge'; valid: \['bce', 'focal'\]"):
         get_loss("hinge", "classification")
