@@ -40,7 +40,7 @@ from models.baselines import BaselineExpert, available_models
 from models.leaf_config import Leaf, load_leaf
 from models.prediction import checkpoint_data, load_expert, resolve_checkpoint
 from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
-from utils.metric_factory import brier_score, pinball_loss
+from utils.metric_factory import brier_score, get_metric, pinball_loss
 
 HOURS = {"1h": 1, "4h": 4, "1d": 24}
 DRIVERS = {"funding_": "funding", "oi_": "oi_momentum", "onchain_": "flow"}
@@ -96,10 +96,9 @@ def classification_row(y: np.ndarray, p: np.ndarray, oracles: dict[str, np.ndarr
 
 
 def ic(y: np.ndarray, s: np.ndarray) -> float:
-    """Spearman rank correlation (NaN when either side is constant)."""
-    if np.std(s) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(stats.spearmanr(s, y).statistic)
+    """Spearman rank correlation of a forecast with the outcome: the registry's ``ic``, as in the eval reports
+    (NaN when either side is constant)."""
+    return get_metric("ic").fn(y, {0.5: s})
 
 
 def regression_row(y: np.ndarray, q: np.ndarray, quantiles: list[float]) -> dict[str, float]:
