@@ -109,15 +109,17 @@ def regression_row(y: np.ndarray, q: np.ndarray, quantiles: list[float]) -> dict
             "rmse": float(np.sqrt(np.mean((y - p50) ** 2)))}
 
 
-def collect(leaf: Leaf, data: WindowData, tfts: dict, models: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def collect(leaf: Leaf, data: WindowData, tfts: dict, models: list[str],
+            seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Per model: scores ``[n, T]`` and quantiles ``[n, T, Q]`` on the validation rows (plus no skill); ``tfts``
-    maps a name to a trained module (several seeds also give their average, ``tft_mean``)."""
+    maps a name to a trained module (several seeds also give their average, ``tft_mean``); the baselines use
+    ``seed`` (the leaf's configured one: with ``--tft-seeds`` the checkpoint's leaf carries the first TFT's)."""
     rows = data.splits["val"]
     out = {name: tft_outputs(module, data) for name, module in tfts.items()}
     if len(tfts) > 1:  # the mean of ordered quantiles stays ordered
         out["tft_mean"] = {key: np.mean([out[n][key] for n in tfts], axis=0) for key in ("score", "quantiles")}
     for name in models:
-        expert = BaselineExpert(leaf, name, leaf.model.seed).fit(data)
+        expert = BaselineExpert(leaf, name, seed).fit(data)
         dec = expert.decode(data, rows)
         out[name] = {"score": dec["score"], "quantiles": dec["quantiles"]}
     means = np.nanmean(data.y_raw[data.splits["train"]], axis=0)
@@ -227,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     leaf, data, tfts = load(args)
-    outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m])
+    seed = load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set).model.seed
+    outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m], seed)
     evaluate(leaf, data, outputs, oracle_scores(leaf, data, Path(args.oracle)), args)
     print(f"\n(rows: the leaf's validation windows, {leaf.model.period} bars; TFT checkpoint: {args.tft_ckpt})")
     return 0
