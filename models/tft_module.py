@@ -155,10 +155,10 @@ class MyTFTModule(L.LightningModule):
             return
         fields = {k: np.concatenate([b[k] for b in self._val]) for k in self._val[0]}
         self._val.clear()
-        self._log_monitors(fields["pred"], fields["target"], fields["static"][:, 0])
+        y_true = self._denormalize(fields["target"], fields["static"][:, 0])
+        self._log_monitors(fields["pred"], y_true, fields["static"][:, 0])
         if self.trainer.sanity_checking:
             return
-        y_true = self._denormalize(fields["target"], fields["static"][:, 0])
         self.fit_calibration(fields["pred"][:, :, 0], y_true)
         frame = self.prediction_frame(fields, "val")
         report = eval_report(frame, no_skill=self.no_skill)
@@ -174,16 +174,15 @@ class MyTFTModule(L.LightningModule):
         self.latest_validation = ValidationResult(frame, report, self._calibration_rows(report),
                                                   int(self.current_epoch))
 
-    def _log_monitors(self, pred: np.ndarray, y: np.ndarray, symbol_idx: np.ndarray) -> None:
+    def _log_monitors(self, pred: np.ndarray, y_true: np.ndarray, symbol_idx: np.ndarray) -> None:
         """Log ``val_<target>_<metric>@<period>`` for every monitorable metric (``MONITORABLE``), so that any
-        monitor the config may name exists after the first validation."""
-        y_true = self._denormalize(y, symbol_idx)
+        monitor the config may name exists after the first validation (``y_true`` in target units)."""
         for k, (name, kind) in enumerate(zip(self.target_names, self.kinds, strict=True)):
-            ok = np.isfinite(y[:, k])
+            ok = np.isfinite(y_true[:, k])
             if not ok.any():
                 continue
             if kind == "classification":  # rank metrics: logits rank like probabilities
-                values = compute(MONITORABLE[kind], y[ok, k], pred[ok, k, 0])
+                values = compute(MONITORABLE[kind], y_true[ok, k], pred[ok, k, 0])
             else:  # in target units: per-symbol target scaling would change the pooled ranks and errors
                 scale, mean = self.y_scale[symbol_idx[ok], k, None], self.y_mean[symbol_idx[ok], k, None]
                 q = pred[ok, k, :].astype(np.float64) * scale + mean
