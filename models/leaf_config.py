@@ -102,12 +102,18 @@ class ArchSection:
     # a linear map of the decision bar's inputs added to every head (LSTNet's "highway"): see TFTNet. On by
     # default since it raised AP in 4 of 5 paired seed runs (bench/RESULTS.md); checkpoints without the key had none
     linear_skip: bool = True
+    # ridge penalty of the skip's pairwise interactions of the decision bar's inputs, in units of the per-sample
+    # loss (0: no interactions; needs linear_skip). See TFTNet and bench/RESULTS.md
+    interaction_l2: float = bounded(0.0, ge=0.0)
 
     def check(self) -> None:
         """Heads must divide the hidden size; quantiles sorted and containing the median."""
         if self.hidden_size % self.attention_heads:
             raise ConfigError(f"key 'model.attention_heads' = {self.attention_heads}: must divide hidden_size "
                               f"{self.hidden_size}")
+        if self.interaction_l2 > 0 and not self.linear_skip:
+            raise ConfigError(f"key 'model.interaction_l2' = {self.interaction_l2}: the interactions are part of the "
+                              "linear skip; set model.linear_skip=true or model.interaction_l2=0")
         if sorted(self.quantiles) != self.quantiles or 0.5 not in self.quantiles:
             raise ConfigError(f"key 'model.quantiles' = {self.quantiles}: must be increasing and include 0.5")
 
@@ -306,7 +312,7 @@ class Leaf:
 
 # what a checkpoint's stored model config means by a key it predates: the setting it was trained with (a new
 # default must not change an old network)
-LEGACY_MODEL = {"model": {"linear_skip": False}}
+LEGACY_MODEL = {"model": {"linear_skip": False, "interaction_l2": 0.0}}
 
 
 def with_legacy(model_cfg: dict[str, Any]) -> dict[str, Any]:

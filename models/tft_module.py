@@ -82,6 +82,7 @@ class MyTFTModule(L.LightningModule):
             median_idx=list(arch.quantiles).index(0.5) if spec.get("ordered_quantiles") else None,
             regression=[k == "regression" for k in self.kinds],
             linear_skip=arch.linear_skip,  # False for checkpoints from before the key (Leaf.from_dict)
+            interaction_l2=arch.interaction_l2,
         )
         self.loss_fn = HybridMultiLoss(
             self.kinds, [w.loss_weights.get(n, 1.0) for n in self.target_names], arch.quantiles,
@@ -120,6 +121,10 @@ class MyTFTModule(L.LightningModule):
         loss, comp = self.loss_fn(out["pred"], batch["target"])
         bs = batch["target"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        if self.net.pair_w is not None:
+            penalty = self.net.penalty(self.loss_fn.w / self.loss_fn.w.sum().clamp_min(1e-12))
+            self.log("train/interaction_penalty", penalty, batch_size=bs)
+            loss = loss + penalty
         for name, c in zip(self.target_names, comp, strict=True):
             self.log(f"train/loss_{name}", c, batch_size=bs)
         return loss

@@ -13,7 +13,12 @@ quantiles (P10/P50/P90 by default) for regression. With ``linear_skip`` every he
 the decision bar's (last encoder step's) scaled inputs, initialised at zero: the "highway" of LSTNet (Lai et al.,
 2018). Deep sequence models learn a signal that is linear in the latest inputs slowly through their gates and
 attention; the skip gives them the logistic / linear baseline from the first steps, and the TFT learns what is
-left (interactions, history). Quantiles are ordered by construction: the head
+left (interactions, history). With ``interaction_l2 > 0`` the skip also carries every pairwise interaction of those
+inputs, ``tanh(x_i * x_j)`` for ``i < j``, under a ridge penalty ``interaction_l2 * sum(w^2)`` that the training
+loss adds (:meth:`TFTNet.penalty`): a quadratic logistic / linear model with hierarchical shrinkage (main effects
+nearly free, interactions strongly shrunk), the prior of factorization machines without their low rank. A deep
+net finds one useful product among thousands of candidates slowly on noisy returns; the ridge-shrunk map finds
+it in an epoch and keeps the others near zero. Quantiles are ordered by construction: the head
 outputs the median and non-negative (softplus) increments outwards from it, so P10 <= P50 <= P90 for every
 input. :class:`HybridMultiLoss` weights BCE (or focal) and pinball losses per target.
 """
@@ -87,7 +92,7 @@ class TFTNet(nn.Module):
     def __init__(self, n_enc: int, n_dec: int, n_symbols: int, n_periods: int, n_targets: int, head_steps: list[int],
                  hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int,
                  median_idx: int | None = None, regression: list[bool] | None = None,
-                 linear_skip: bool = False) -> None:
+                 linear_skip: bool = False, interaction_l2: float = 0.0) -> None:
         super().__init__()
         self.head_steps = head_steps
         # regression heads: raw[median] is P50, the other raw outputs are softplus increments outwards from it
@@ -115,6 +120,13 @@ class TFTNet(nn.Module):
         self.head_b = nn.Parameter(torch.zeros(n_targets, n_quantiles))
         # weights [input, target, quantile]; zero at start, so training begins from the plain TFT
         self.skip_w = nn.Parameter(torch.zeros(n_enc, n_targets, n_quantiles)) if linear_skip else None
+        self.interaction_l2 = float(interaction_l2)
+        self.pair_w = None
+        if linear_skip and interaction_l2 > 0:
+            left, right = torch.triu_indices(n_enc, n_enc, 1)
+            self.register_buffer("pair_left", left, persistent=False)
+            self.register_buffer("pair_right", right, persistent=False)
+            self.pair_w = nn.Parameter(torch.zeros(left.numel(), n_targets, n_quantiles))
 
     def _static(self, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = torch.stack([self.sym_emb(cat[:, 0]), self.per_emb(cat[:, 1])], dim=1)  # [B, 2, H]
@@ -131,6 +143,30 @@ class TFTNet(nn.Module):
         enc_out, state = self.encoder(enc_x, (h0, c0))
         dec_out, _ = self.decoder(dec_x, state)
         return enc_out, dec_out
+
+    def _skip(self, last: torch.Tensor) -> torch.Tensor:
+        """Linear (and, with ``pair_w``, pairwise-interaction) map of the decision bar's scaled inputs, [B, T, Q]."""
+        out = torch.einsum("bv,vtq->btq", last, self.skip_w)
+        if self.pair_w is not None:
+            # clipped so that one outlying input cannot saturate every product it enters
+            x = last.clamp(-5.0, 5.0)
+            out = out + torch.einsum("bp,ptq->btq", torch.tanh(x[:, self.pair_left] * x[:, self.pair_right]),
+                                     self.pair_w)
+        return out
+
+    def penalty(self, target_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Ridge penalty of the interaction weights (0 without them), added to the training loss.
+
+        ``target_weights`` ([T], summing to 1) are the shares of each target in the training loss
+        (:class:`HybridMultiLoss`): each head's weights are penalized in units of its own per-sample loss, as a
+        ridge regression of that target alone would be.
+        """
+        if self.pair_w is None:
+            return torch.zeros((), device=self.head_b.device)
+        per_target = self.pair_w.pow(2).sum(dim=(0, 2))
+        if target_weights is not None:
+            per_target = per_target * target_weights
+        return self.interaction_l2 * per_target.sum()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run the TFT on one batch."""
@@ -154,7 +190,7 @@ class TFTNet(nn.Module):
         picked = out[:, steps]  # [B, T, H]: each target reads the decoder step at its horizon
         pred = torch.einsum("bth,thq->btq", picked, self.head_w) + self.head_b
         if self.skip_w is not None:
-            pred = pred + torch.einsum("bv,vtq->btq", batch["encoder_cont"][:, -1], self.skip_w)
+            pred = pred + self._skip(batch["encoder_cont"][:, -1])
         if self.median_idx is not None and pred.shape[-1] > 1:
             pred = torch.where(self.is_reg[None, :, None], ordered_quantiles(pred, self.median_idx), pred)
         return {"pred": pred, "encoder_weights": enc_w, "decoder_weights": dec_w, "static_weights": static_w,

@@ -81,10 +81,13 @@ def test_unknown_feature(leaf_path):
     ("split.train_end=0.9", r"key 'split' = 0\.9, 0\.8: need 0 < train_end < val_end <= 1"),
     ("weights.loss_weights={target_binarytrend: -1.0}", r"key 'loss_weights' = \{'target_binarytrend': -1\.0\}"),
     ("targets.targets=[]", r"key 'targets' = \[\]: list at least one target"),
+    ("model.interaction_l2=-1", r"'model\.interaction_l2' = -1"),
+    (["model.linear_skip=false", "model.interaction_l2=1.0"],
+     r"key 'model\.interaction_l2' = 1\.0: the interactions are part of the linear skip; set model\.linear_skip=true"),
 ])
 def test_cross_field_checks(leaf_path, override, pattern):
     with pytest.raises(ConfigError, match=pattern):
-        load_leaf(leaf_path, [override])
+        load_leaf(leaf_path, override if isinstance(override, list) else [override])
 
 
 def test_data_and_feature_file_errors(leaf_path, tmp_path):

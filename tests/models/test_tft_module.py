@@ -12,10 +12,10 @@ def test_ordered_quantiles_never_cross_and_keep_the_median():
         assert torch.equal(out[..., mid], raw[..., mid])
 
 
-def _net(median_idx, linear_skip=False):
+def _net(median_idx, linear_skip=False, interaction_l2=0.0):
     return TFTNet(n_enc=5, n_dec=2, n_symbols=3, n_periods=1, n_targets=2, head_steps=[0, 1], hidden=8, heads=2,
                   lstm_layers=1, dropout=0.0, d_embed=4, n_quantiles=3, median_idx=median_idx,
-                  regression=[False, True], linear_skip=linear_skip)
+                  regression=[False, True], linear_skip=linear_skip, interaction_l2=interaction_l2)
 
 
 def _batch(n=64, seed=0):
@@ -63,3 +63,45 @@ def test_linear_skip_starts_as_the_plain_tft_and_adds_a_linear_map_of_the_decisi
         body_shift = body(skip, moved)["pred"] - body(skip, batch)["pred"]
         skip.skip_w = skip_w
     assert torch.allclose(shift[:, 0, 0] - body_shift[:, 0, 0], skip_w[2, 0, 0].expand(64), atol=1e-5)
+
+
+def test_interaction_skip_starts_at_the_linear_skip_and_adds_each_product_of_the_decision_bar():
+    torch.manual_seed(0)
+    lin, pairs = _net(1, linear_skip=True), _net(1, linear_skip=True, interaction_l2=2.0)
+    assert pairs.load_state_dict(lin.state_dict(), strict=False).missing_keys == ["pair_w"]
+    assert pairs.pair_w.shape == (10, 2, 3)  # 5 inputs: 10 pairs i < j
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.equal(lin(batch)["pred"], pairs(batch)["pred"])  # zero at initialization
+        assert pairs.penalty().item() == 0.0 and lin.penalty().item() == 0.0
+        k = next(p for p, (i, j) in enumerate(zip(pairs.pair_left.tolist(), pairs.pair_right.tolist(), strict=True))
+                 if (i, j) == (1, 3))
+        pairs.pair_w[k, 0, 0] = 0.7
+        last = batch["encoder_cont"][:, -1].clamp(-5, 5)
+        expected = lin(batch)["pred"][:, 0, 0] + 0.7 * torch.tanh(last[:, 1] * last[:, 3])
+        assert torch.allclose(pairs(batch)["pred"][:, 0, 0], expected, atol=1e-5)
+        assert torch.isclose(pairs.penalty(), torch.tensor(2.0 * 0.7 ** 2))
+        # weighted by the target's share of the training loss
+        assert torch.isclose(pairs.penalty(torch.tensor([0.25, 0.75])), torch.tensor(0.25 * 2.0 * 0.7 ** 2))
+
+
+def test_interaction_skip_learns_a_planted_product_that_the_linear_skip_cannot():
+    """y = 1[x1 * x3 > 0] at the decision bar: the ridge-shrunk product map finds it, and the unused pairs stay
+    near zero (the penalty)."""
+    batch = _batch(512, seed=1)
+    last = batch["encoder_cont"][:, -1]
+    y = (last[:, 1] * last[:, 3] > 0).float()
+    net = _net(None, linear_skip=True, interaction_l2=1e-3)
+    opt = torch.optim.Adam([net.skip_w, net.pair_w, net.head_b], lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        logit = net._skip(last)[:, 0, 0] + net.head_b[0, 0]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y) + net.penalty()
+        loss.backward()
+        opt.step()
+    w = net.pair_w[:, 0, 0].detach().abs()
+    k = [i for i, (a, b) in enumerate(zip(net.pair_left.tolist(), net.pair_right.tolist(), strict=True))
+         if (a, b) == (1, 3)][0]
+    assert w[k] > 5 * torch.cat([w[:k], w[k + 1:]]).max()
+    acc = ((net._skip(last)[:, 0, 0] + net.head_b[0, 0] > 0).float() == y).float().mean()
+    assert acc > 0.9

@@ -292,16 +292,21 @@ def _interrupt_at(epoch: int, batch: int):
 
 
 @pytest.mark.parametrize(("stop_epoch", "stop_batch"), [(0, 5), (1, 2)])
-@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("skip", [["model.linear_skip=false"], ["model.linear_skip=true"],
+                                  ["model.linear_skip=true", "model.interaction_l2=1.0"]],
+                         ids=["plain", "linear_skip", "interactions"])
 def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     """2 epochs straight == stopped (at the end of epoch 1, or 2 batches into epoch 2) and resumed: identical
     weights, with dropout on and shuffled batches."""
     import models.training as tr
     from utils.errors import Interrupted
 
-    over = ["training.max_epochs=2", "training.limit_train_batches=5", "model.dropout=0.2", f"model.linear_skip={skip}"]
+    over = ["training.max_epochs=2", "training.limit_train_batches=5", "model.dropout=0.2", *skip]
     straight = run(load_leaf(leaf_path, over))
     want = _ckpt(straight.last_model_path)["state_dict"]
+    assert ("net.pair_w" in want) == (len(skip) == 2)
+    if "net.pair_w" in want:  # trained (it starts at zero), and the penalty keeps it small
+        assert 0 < float(want["net.pair_w"].abs().max()) < 1
     real = tr._trainer
 
     def with_stop(*args, **kwargs):
