@@ -17,10 +17,11 @@ left (interactions, history). With ``interaction_l2 > 0`` the skip also carries 
 inputs, ``tanh(x_i * x_j)`` for ``i < j``, under a ridge penalty ``interaction_l2 * sum(w^2)`` that the training
 loss adds (:meth:`TFTNet.penalty`): a quadratic logistic / linear model with hierarchical shrinkage (main effects
 nearly free, interactions strongly shrunk), the prior of factorization machines without their low rank. A deep
-net finds one useful product among thousands of candidates slowly on noisy returns; the ridge-shrunk map finds
-it in an epoch and keeps the others near zero. Quantiles are ordered by construction: the head
-outputs the median and non-negative (softplus) increments outwards from it, so P10 <= P50 <= P90 for every
-input. :class:`HybridMultiLoss` weights BCE (or focal) and pinball losses per target.
+net learns products of weak inputs slowly on noisy returns, and all products under the main effects' penalty fit
+noise; under a strong separate ridge they add small, diffuse corrections (``bench/bench_interactions.py``).
+Quantiles are ordered by construction: the head outputs the median and non-negative (softplus) increments
+outwards from it, so P10 <= P50 <= P90 for every input. :class:`HybridMultiLoss` weights BCE (or focal) and
+pinball losses per target.
 """
 
 from __future__ import annotations
