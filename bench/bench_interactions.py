@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lambdas", default="0.03,0.1,0.3,1,3,10,30", help="ridge penalty of the products (comma list)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="leaf overrides (as --set)")
     args = p.parse_args(argv)
+    lambdas = [float(v) for v in args.lambdas.split(",") if v]
+    if not lambdas or min(lambdas) <= 0:
+        p.error(f"--lambdas {args.lambdas!r}: give one or more penalties > 0")
     logging.basicConfig(level=logging.WARNING)
     leaf = load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set)
     data = build_window_data(leaf, read_table(leaf.model.data.path))
@@ -70,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     P, left, right = pair_matrix(X, train)
     print(f"{args.leaf} {args.target}: {X.shape[1]} inputs, {P.shape[1]:,} pairs, {len(train):,} training rows, "
           f"{len(val):,} validation rows; no skill (validation base rate) {np.mean(y[val]):.4f}")
-    lambdas = [float(v) for v in args.lambdas.split(",") if v]
     for C in (float(v) for v in args.C.split(",") if v):
         cells = [f"no pairs {fit_score(X, None, y, train, val, C, 0.0)[0]:.4f}"]
         best = (-np.inf, None, None)

@@ -18,6 +18,12 @@ def _net(median_idx, linear_skip=False, interaction_l2=0.0):
                   regression=[False, True], linear_skip=linear_skip, interaction_l2=interaction_l2)
 
 
+def _pair_index(net, i, j):
+    """Position of the product ``x_i * x_j`` in the interaction weights."""
+    pairs = list(zip(net.pair_left.tolist(), net.pair_right.tolist(), strict=True))
+    return pairs.index((i, j))
+
+
 def _batch(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"encoder_cont": torch.randn(n, 6, 5, generator=g) * 4, "decoder_known": torch.randn(n, 2, 2, generator=g),
@@ -74,8 +80,7 @@ def test_interaction_skip_starts_at_the_linear_skip_and_adds_each_product_of_the
     with torch.no_grad():
         assert torch.equal(lin(batch)["pred"], pairs(batch)["pred"])  # zero at initialization
         assert pairs.penalty().item() == 0.0 and lin.penalty().item() == 0.0
-        k = next(p for p, (i, j) in enumerate(zip(pairs.pair_left.tolist(), pairs.pair_right.tolist(), strict=True))
-                 if (i, j) == (1, 3))
+        k = _pair_index(pairs, 1, 3)
         pairs.pair_w[k, 0, 0] = 0.7
         last = batch["encoder_cont"][:, -1].clamp(-5, 5)
         expected = lin(batch)["pred"][:, 0, 0] + 0.7 * torch.tanh(last[:, 1] * last[:, 3])
@@ -91,17 +96,22 @@ def test_interaction_skip_learns_a_planted_product_that_the_linear_skip_cannot()
     batch = _batch(512, seed=1)
     last = batch["encoder_cont"][:, -1]
     y = (last[:, 1] * last[:, 3] > 0).float()
+
+    def fit(net):
+        params = [p for p in (net.skip_w, net.pair_w, net.head_b) if p is not None]
+        opt = torch.optim.Adam(params, lr=0.05)
+        for _ in range(150):
+            opt.zero_grad()
+            logit = net._skip(last)[:, 0, 0] + net.head_b[0, 0]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y) + net.penalty()
+            loss.backward()
+            opt.step()
+        return ((net._skip(last)[:, 0, 0] + net.head_b[0, 0] > 0).float() == y).float().mean()
+
     net = _net(None, linear_skip=True, interaction_l2=1e-3)
-    opt = torch.optim.Adam([net.skip_w, net.pair_w, net.head_b], lr=0.05)
-    for _ in range(150):
-        opt.zero_grad()
-        logit = net._skip(last)[:, 0, 0] + net.head_b[0, 0]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y) + net.penalty()
-        loss.backward()
-        opt.step()
+    acc = fit(net)
     w = net.pair_w[:, 0, 0].detach().abs()
-    k = [i for i, (a, b) in enumerate(zip(net.pair_left.tolist(), net.pair_right.tolist(), strict=True))
-         if (a, b) == (1, 3)][0]
+    k = _pair_index(net, 1, 3)
     assert w[k] > 5 * torch.cat([w[:k], w[k + 1:]]).max()
-    acc = ((net._skip(last)[:, 0, 0] + net.head_b[0, 0] > 0).float() == y).float().mean()
     assert acc > 0.9
+    assert fit(_net(None, linear_skip=True)) < 0.7  # the linear skip alone: near chance
