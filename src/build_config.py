@@ -14,6 +14,10 @@ from utils.timeline import check_periods
 DEFAULT_CONFIG = "configs/data/build_full_merged.yaml"
 #: A gap longer than this many bars of the period starts a new segment (indicators warm up again).
 DEFAULT_MAX_GAP_BARS = {"1h": 24, "4h": 12, "1d": 5}
+#: The single-file / per-symbol exports a build can write beside its partitioned panel.
+EXPORTS = ("csv", "pkl", "parquet")
+#: ``export: auto`` writes every export for panels up to this many rows, none above (a message says so).
+AUTO_EXPORT_MAX_ROWS = 2_000_000
 
 
 @dataclass
@@ -21,7 +25,7 @@ class SyntheticSection:
     """The embedded synthetic market, built only when ``enabled`` (``--synthetic``; ``make demo`` asks for it)."""
 
     enabled: bool = False
-    symbols: int = bounded(6, ge=1, le=50)
+    symbols: int = bounded(6, ge=1, le=1000)
     days: int = bounded(730, ge=30)
     seed: int = 7
     start: str = "2023-01-01"
@@ -41,7 +45,9 @@ class BuildConfig:
     """Indicators -> targets -> merged panel.
 
     Outputs go under ``data_root`` (``--out``) unless ``targeted_dir``/``merged_csv``/``merged_pkl`` name
-    other places.
+    other places. The panel is always written as a partitioned parquet dataset beside the merged CSV
+    (``full_merged/``); ``export`` lists the other forms (``csv``: the per-symbol CSVs and ``full_merged.csv``;
+    ``pkl``; ``parquet``: one file), ``null`` = all of them up to ``AUTO_EXPORT_MAX_ROWS`` rows, none above.
     """
 
     periods: list[str] = field(default_factory=lambda: ["1h", "4h", "1d"])
@@ -60,6 +66,7 @@ class BuildConfig:
     targeted_dir: str | None = None
     merged_csv: str | None = None
     merged_pkl: str | None = None
+    export: list[str] | None = None
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
 
     def check(self) -> None:
@@ -73,6 +80,17 @@ class BuildConfig:
             raise ConfigError(f"key 'max_gap_bars' = {self.max_gap_bars!r}: values must be >= 1 bar, got {bad}")
         _check_zone("timezone", self.timezone)
         _check_zone("exchange_timezone", self.exchange_timezone)
+        unknown = sorted(set(self.export or ()) - set(EXPORTS))
+        if unknown:
+            raise ConfigError(f"key 'export' = {self.export!r}: unknown export(s) {unknown}; choose from "
+                              f"{list(EXPORTS)}, [] for none, or leave it out (auto: all up to "
+                              f"{AUTO_EXPORT_MAX_ROWS:,} rows)")
+
+    def exports(self, rows: int) -> list[str]:
+        """The exports to write for a panel of ``rows`` rows (``export: null`` = auto)."""
+        if self.export is not None:
+            return [e for e in EXPORTS if e in self.export]
+        return list(EXPORTS) if rows <= AUTO_EXPORT_MAX_ROWS else []
 
     def gap_bars(self, period: str) -> int:
         """Longest gap (in bars of ``period``) that does not split the series."""
@@ -87,6 +105,11 @@ class BuildConfig:
     def merged_csv_path(self) -> Path:
         """The merged panel (its parquet twin and the build manifest sit beside it)."""
         return Path(self.merged_csv or Path(self.data_root) / "merged" / "full_merged.csv")
+
+    @property
+    def dataset_path(self) -> Path:
+        """The partitioned merged panel (``<merged dir>/full_merged/period=../symbol=../``)."""
+        return self.merged_csv_path.with_suffix("")
 
     @property
     def merged_pkl_path(self) -> Path:

@@ -25,7 +25,9 @@ from src.market_data import (
     load_klines,
     load_metrics,
 )
+from src.merging import read_manifest
 from utils.errors import DataError
+from utils.partitioned import is_partitioned, read_partitioned
 from utils.timeline import ROW_KEY, SERIES_KEY, period_delta
 
 logger = logging.getLogger(__name__)
@@ -37,10 +39,14 @@ KEYS = list(SERIES_KEY)
 
 
 def read_base_panel(base_csv: str | Path) -> pd.DataFrame:
-    """The merged panel; its parquet twin is read instead when it is at least as new (much faster)."""
+    """The merged panel: the build's partitioned dataset when its manifest names one, else the parquet twin when
+    at least as new as the CSV (much faster), else the CSV."""
     path = Path(base_csv)
     twin = path.with_suffix(".parquet")
-    if twin.is_file() and (not path.is_file() or twin.stat().st_mtime >= path.stat().st_mtime):
+    manifest = read_manifest(path) or {}
+    if manifest.get("dataset") and is_partitioned(path.with_suffix("")):
+        frame = read_partitioned(path.with_suffix(""))
+    elif twin.is_file() and (not path.is_file() or twin.stat().st_mtime >= path.stat().st_mtime):
         frame = pd.read_parquet(twin)
     elif path.is_file():
         frame = pd.read_csv(path)

@@ -75,7 +75,8 @@ def make_targets(panel: pd.DataFrame, horizons: Sequence[int] = DEFAULT_HORIZONS
     for h in sorted(set(int(x) for x in horizons)):
         ok = horizon_valid(tidx, gaps, codes, h)
         fwd = np.full(n, np.nan)
-        fwd[: n - h] = logc[h:] - logc[: n - h] if n > h else fwd[:0]
+        if n > h:  # a series no longer than the horizon has no label at all
+            fwd[: n - h] = logc[h:] - logc[: n - h]
         ret = np.where(ok, fwd, np.nan)
         vol = np.full(n, np.nan)
         vol[: max(n - h, 0)] = np.sqrt(cum_sq[h + 1 :] - cum_sq[1 : n - h + 1]) if n > h else vol[:0]

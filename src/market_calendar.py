@@ -57,7 +57,7 @@ def fx_time_idx(ts: pd.Series, period: pd.Timedelta) -> np.ndarray:
 
 def assign_time_idx(panel: pd.DataFrame, period_delta: pd.Timedelta, calendar: Calendar,
                     max_closure: pd.Timedelta = DEFAULT_MAX_CLOSURE,
-                    session: MarketSession | None = None) -> pd.DataFrame:
+                    session: MarketSession | None = None, trading: np.ndarray | None = None) -> pd.DataFrame:
     """Return a copy of a one-period panel with ``time_idx`` and ``gap_before`` columns.
 
     Parameters
@@ -86,8 +86,9 @@ def assign_time_idx(panel: pd.DataFrame, period_delta: pd.Timedelta, calendar: C
     elif calendar == "session" and session is not None and session.kind == "fx":
         out["time_idx"] = fx_time_idx(ts, period_delta)
     elif calendar == "session":
-        trading = np.sort(ts.unique())
-        out["time_idx"] = np.searchsorted(trading, ts.to_numpy()).astype(np.int64)
+        stamps = pd.DatetimeIndex(ts).as_unit("ns").asi8
+        grid = np.unique(stamps) if trading is None else np.unique(pd.DatetimeIndex(trading).as_unit("ns").asi8)
+        out["time_idx"] = np.searchsorted(grid, stamps).astype(np.int64)
     else:
         raise DataError(f"unknown calendar {calendar!r}; use '24/7' or 'session'")
     first = out["symbol"].ne(out["symbol"].shift())

@@ -22,7 +22,7 @@ import logging
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -369,39 +369,62 @@ def discover_raw(raw_dir: str | Path) -> RawInventory:
     return inv
 
 
-def ingest_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None,
-                      tz: str = "UTC") -> tuple[dict[str, pd.DataFrame], dict[str, IngestReport]]:
-    """Validated, cleaned native-spacing bars per symbol, with what cleaning did to each.
+def iter_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None, tz: str = "UTC",
+                    spill: str | Path | None = None) -> Iterator[tuple[str, pd.DataFrame, IngestReport]]:
+    """Validated, cleaned native-spacing bars, one symbol at a time (sorted), with what cleaning did.
 
-    Only the requested ``symbols`` are read from Binance folders (generic files name their symbols only
-    once read). Each symbol's native spacing is detected (:func:`infer_period`); an unsupported one is an
-    error naming the symbol's files.
+    Binance klines are read when their symbol's turn comes, so memory holds one symbol. Generic files name
+    their symbols only once read: each is read once, and with ``spill`` (a scratch folder) its per-symbol
+    pieces are parked there as parquet until their symbol's turn, so memory holds one file at most.
+    Each symbol's native spacing is detected (:func:`infer_period`); an unsupported one is an error naming
+    the symbol's files.
+
+    Raises
+    ------
+    DataError
+        When a requested symbol is not found (listing the available ones), or on invalid files.
     """
     wanted = {s.upper() for s in symbols} if symbols else None
     sources: dict[str, list[str]] = {}
-    raw: dict[str, pd.DataFrame] = {}
     for sym, files in inv.klines.items():
         check_symbol(sym, str(files[0].parent))
         if wanted is None or sym in wanted:
-            raw[sym] = load_klines(files, sym, tz=tz)
             sources[sym] = [str(f) for f in files]
-    for path in inv.generic:
+    pieces: dict[str, list[pd.DataFrame | Path]] = {}
+    found = set(inv.klines)
+    for k, path in enumerate(inv.generic):
         for sym, bars in load_generic_ohlcv(path, tz).items():
-            raw[sym] = pd.concat([raw[sym], bars], ignore_index=True) if sym in raw else bars
+            found.add(sym)
+            if wanted is not None and sym not in wanted:
+                continue
+            if spill is not None:
+                parked = Path(spill) / f"{sym}.{k}.parquet"
+                parked.parent.mkdir(parents=True, exist_ok=True)
+                bars.to_parquet(parked, index=False)
+                bars = parked
+            pieces.setdefault(sym, []).append(bars)
             sources.setdefault(sym, []).append(str(path))
     if wanted:
-        unknown = sorted(wanted - set(raw))
+        unknown = sorted(wanted - set(sources))
         if unknown:
-            available = sorted(set(raw) | set(inv.klines))
-            raise DataError(f"symbol(s) {unknown} not found under {inv.root}; available: {available}")
-    out, reports = {}, {}
-    for sym in sorted(raw):
-        if wanted and sym not in wanted:
-            continue
+            raise DataError(f"symbol(s) {unknown} not found under {inv.root}; available: {sorted(found)}")
+    for sym in sorted(sources):
+        parts = [load_klines(inv.klines[sym], sym, tz=tz)] if sym in inv.klines and (
+            wanted is None or sym in wanted) else []
+        parts += [pd.read_parquet(p) if isinstance(p, Path) else p for p in pieces.pop(sym, [])]
+        raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         where = sources[sym][0] if len(sources[sym]) == 1 else f"{sym} ({len(sources[sym])} files under {inv.root})"
-        spacing = infer_period(raw[sym]["timestamp"], where)  # the most common step: duplicates do not move it
-        bars, report = clean_bars(raw[sym], sym, step=period_delta(spacing))
+        spacing = infer_period(raw["timestamp"], where)  # the most common step: duplicates do not move it
+        bars, report = clean_bars(raw, sym, step=period_delta(spacing))
         report.spacing = spacing
+        yield sym, bars, report
+
+
+def ingest_price_bars(inv: RawInventory, symbols: Iterable[str] | None = None,
+                      tz: str = "UTC") -> tuple[dict[str, pd.DataFrame], dict[str, IngestReport]]:
+    """Every symbol's cleaned bars at once, and its report (see :func:`iter_price_bars`)."""
+    out, reports = {}, {}
+    for sym, bars, report in iter_price_bars(inv, symbols, tz):
         out[sym], reports[sym] = bars, report
     return out, reports
 

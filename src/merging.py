@@ -1,4 +1,5 @@
-"""``merged_main``: one long panel from the per-period targeted+indicated files."""
+"""The merged panel's single-file forms: ``export_panel`` (from the partitioned panel a build writes) and
+``merged_main`` (from per-period targeted+indicated CSV files)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from src.generate_targets_auto import TARGETED_DIR
 from utils.errors import DataError
 from utils.io import read_csv_fast, write_csv, write_parquet, write_pickle
+from utils.partitioned import iter_tables, unified_schema
 from utils.timeline import ID_COLUMNS, target_columns
 
 logger = logging.getLogger(__name__)
@@ -85,3 +90,34 @@ def merged_main(periods: Iterable[str], source_dir: str | Path = TARGETED_DIR,
     logger.debug("merged panel: %d rows x %d columns -> %s (+ .parquet, %s)",
                 len(merged), merged.shape[1], merged_csv, merged_pkl)
     return merged
+
+
+def export_panel(dataset: str | Path, dests: dict[str, Path], exports: Iterable[str]) -> None:
+    """Write the partitioned panel ``dataset`` as the single-file exports named in ``exports``.
+
+    ``dests`` maps ``csv`` / ``parquet`` / ``pkl`` to their (staged) files. The CSV and parquet files are
+    streamed one partition at a time; the pickle needs the whole panel in memory (a build turns exports on
+    by default only for panels up to ``AUTO_EXPORT_MAX_ROWS`` rows).
+    """
+    exports = [e for e in exports if e in dests]
+    if not exports:
+        return
+    schema = unified_schema(dataset).remove_metadata()
+    csv_out = pacsv.CSVWriter(str(dests["csv"]), schema) if "csv" in exports else None
+    pq_out = pq.ParquetWriter(str(dests["parquet"]), schema, compression="zstd") if "parquet" in exports else None
+    tables = []
+    try:
+        for table in iter_tables(dataset, schema):
+            if csv_out is not None:
+                csv_out.write_table(table)
+            if pq_out is not None:
+                pq_out.write_table(table)
+            if "pkl" in exports:
+                tables.append(table)
+    finally:
+        for writer in (csv_out, pq_out):
+            if writer is not None:
+                writer.close()
+    if tables:
+        write_pickle(pa.concat_tables(tables).to_pandas(), dests["pkl"])
+    logger.debug("exported %s: %s", dataset, ", ".join(str(dests[e]) for e in exports))

@@ -109,7 +109,7 @@ class MarketSpec:
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values the generator cannot honour."""
         checks = [
-            (1 <= self.n_symbols <= 50, "n_symbols", self.n_symbols, "must be in [1, 50]"),
+            (1 <= self.n_symbols <= 1000, "n_symbols", self.n_symbols, "must be in [1, 1000]"),
             (self.days >= 30, "days", self.days, "must be >= 30"),
             (self.strength >= 0, "strength", self.strength, "must be >= 0"),
             (self.nu > 2.5, "nu", self.nu, "must be > 2.5 (finite variance)"),

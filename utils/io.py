@@ -242,6 +242,11 @@ class Generation:
     def __init__(self, tag: str) -> None:
         self.suffix = f".staging-{tag}-{os.getpid()}"
         self.staged: list[tuple[Path, Path]] = []
+        self.doomed: list[Path] = []
+
+    def drop(self, dest: str | os.PathLike[str]) -> None:
+        """Remove ``dest`` (a file or folder of the previous generation) at :meth:`commit`, not before."""
+        self.doomed.append(Path(dest))
 
     def stage(self, dest: str | os.PathLike[str]) -> Path:
         """Staging path for ``dest`` (its parent folder is created)."""
@@ -267,6 +272,12 @@ class Generation:
             else:
                 os.replace(staged, dest)
         self.staged = []
+        for dest in self.doomed:
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                dest.unlink(missing_ok=True)
+        self.doomed = []
 
     def abort(self) -> None:
         """Remove whatever was staged (the destinations are untouched)."""
@@ -278,3 +289,4 @@ class Generation:
             else:
                 staged.unlink(missing_ok=True)
         self.staged = []
+        self.doomed = []

@@ -20,7 +20,7 @@ def test_stock_files_are_plain_daily_csvs_and_build(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main(["--out", str(out)]) == 2  # never writes into a folder holding files
     assert "is not empty" in caplog.text
-    merged = build(BuildConfig(raw_dir=str(out), periods=["1d"], data_root=str(tmp_path / "d")))
+    merged = build(BuildConfig(raw_dir=str(out), periods=["1d"], data_root=str(tmp_path / "d"))).read()
     assert sorted(merged["symbol"].unique()) == ["ACME", "BOLT", "CRUX"] and not merged["gap_before"].any()
 
 
@@ -29,7 +29,7 @@ def test_fx_files_follow_the_fx_calendar(tmp_path, caplog):
     assert main(["--out", str(out), "--kind", "fx", "--symbols", "1", "--years", "0.2"]) == 0
     with caplog.at_level(logging.INFO):
         merged = build(BuildConfig(raw_dir=str(out), periods=["1h", "1d"], data_root=str(tmp_path / "d"),
-                                   min_bars=20))
+                                   min_bars=20)).read()
     assert "market: fx" in caplog.text
     daily = merged[merged.period == "1d"]
     assert (daily["timestamp"].dt.tz_convert("America/New_York").dt.hour == 17).all()

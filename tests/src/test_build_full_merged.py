@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from src.build_config import AUTO_EXPORT_MAX_ROWS, EXPORTS, BuildConfig
 from src.build_full_merged import main
 from src.indicating import indicator_columns
 from tests.conftest import make_bars
+from utils.partitioned import read_partitioned
 
 
 def _config(tmp_path, **extra):
@@ -169,3 +171,71 @@ def test_synthetic_is_reused_and_real_data_keeps_the_previous_panel(tmp_path):
     stamp = merged.stat().st_mtime_ns
     assert main(["--config", str(cfg), "--raw-dir", str(tmp_path / "typo"), "--periods", "1d"]) == 2
     assert merged.stat().st_mtime_ns == stamp  # a failed build leaves the earlier panel alone
+
+
+def test_panel_is_a_partitioned_float32_dataset_and_the_exports_match_it(tmp_path):
+    assert main(["--config", str(_config(tmp_path)), "--periods", "1h,1d", "--synthetic"]) == 0
+    root = tmp_path / "merged" / "full_merged"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["period=1d", "period=1h"]
+    assert sorted(p.name for p in (root / "period=1h").iterdir()) == ["symbol=BTCUSDT", "symbol=ETHUSDT"]
+    panel = read_partitioned(root)
+    assert list(panel["period"].unique()) == ["1h", "1d"]  # periods in build order, then symbols, then time
+    assert panel.groupby(["period", "symbol"], sort=False)["timestamp"].is_monotonic_increasing.all()
+    floats = [c for c in indicator_columns(panel) if panel[c].dtype.kind == "f"]
+    assert len(floats) >= 150 and all(panel[c].dtype == np.float32 for c in floats)
+    assert panel["close"].dtype == np.float64 and panel["target_logreturn"].dtype == np.float64
+    pd.testing.assert_frame_equal(_merged(tmp_path), panel)  # the single-file parquet export
+    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "pkl" / "full_merged.pkl"), panel)
+    csv = pd.read_csv(tmp_path / "merged" / "full_merged.csv", usecols=["rsi_14", "close"])
+    np.testing.assert_allclose(csv["rsi_14"], panel["rsi_14"], rtol=1e-6)
+    one = pd.read_csv(tmp_path / "targeted" / "1d" / "ETHUSDT_1d.csv", usecols=["time_idx"])
+    np.testing.assert_array_equal(one["time_idx"], panel.query("period == '1d' and symbol == 'ETHUSDT'")["time_idx"])
+    manifest = json.loads((tmp_path / "merged" / "build_manifest.json").read_text())
+    assert manifest["exports"] == ["csv", "pkl", "parquet"] and manifest["dataset"].endswith("full_merged")
+
+
+def test_export_none_writes_only_the_dataset_and_drops_stale_exports(tmp_path, caplog):
+    from src.fusion import read_base_panel
+
+    cfg = _config(tmp_path)
+    assert main(["--config", str(cfg), "--periods", "4h", "--synthetic"]) == 0
+    exports = [tmp_path / "merged" / "full_merged.csv", tmp_path / "merged" / "full_merged.parquet",
+               tmp_path / "pkl" / "full_merged.pkl", tmp_path / "targeted"]
+    assert all(p.exists() for p in exports)
+    assert main(["--config", str(cfg), "--periods", "1d", "--synthetic", "--export", "none"]) == 0
+    assert not any(p.exists() for p in exports)  # a 4h export beside a 1d panel would disagree with it
+    base = read_base_panel(tmp_path / "merged" / "full_merged.csv")  # the fusion reads the partitioned panel
+    assert set(base["period"]) == {"1d"} and base["symbol"].nunique() == 2
+
+
+def test_exports_turn_off_above_the_row_limit_with_a_message(tmp_path, caplog, monkeypatch):
+    import src.build_config as bc
+    import src.build_full_merged as bfm
+
+    monkeypatch.setattr(bc, "AUTO_EXPORT_MAX_ROWS", 10)
+    monkeypatch.setattr(bfm, "AUTO_EXPORT_MAX_ROWS", 10)
+    with caplog.at_level(logging.INFO):
+        assert main(["--config", str(_config(tmp_path)), "--periods", "1d", "--synthetic"]) == 0
+    assert "single-file exports" in caplog.text and "are off above 10 rows" in caplog.text
+    assert not (tmp_path / "merged" / "full_merged.csv").exists()
+    assert (tmp_path / "merged" / "full_merged" / "_dataset.json").is_file()
+    assert main(["--config", str(_config(tmp_path)), "--periods", "1d", "--synthetic", "--export", "pkl"]) == 0
+    assert (tmp_path / "pkl" / "full_merged.pkl").is_file() and not (tmp_path / "merged" / "full_merged.csv").exists()
+
+
+def test_unknown_export_is_a_config_error(tmp_path, caplog):
+    assert main(["--config", str(_config(tmp_path)), "--export", "csv,xls"]) == 2
+    assert "key 'export' = ['csv', 'xls']: unknown export(s) ['xls']" in caplog.text
+    assert BuildConfig(export=[]).exports(5) == [] and BuildConfig().exports(AUTO_EXPORT_MAX_ROWS) == list(EXPORTS)
+
+
+def test_equity_bars_are_numbered_on_the_union_of_every_symbols_trading_days(tmp_path):
+    """Built one symbol at a time, a day one symbol lacks while others trade is still a gap for it."""
+    _write_stock_csvs(tmp_path / "raw", "1D", 120)
+    aapl = pd.read_csv(tmp_path / "raw" / "AAPL.csv")
+    aapl[aapl["Date"].str.startswith("2024-02-07") == False].to_csv(tmp_path / "raw" / "AAPL.csv", index=False)  # noqa: E712
+    assert main(["--config", str(_config(tmp_path))]) == 0
+    merged = _merged(tmp_path)
+    after = merged[merged.timestamp == pd.Timestamp("2024-02-08", tz="UTC")].set_index("symbol")
+    assert bool(after.loc["AAPL", "gap_before"]) and not after.loc[["MSFT", "SPY"], "gap_before"].any()
+    assert (after["time_idx"] == after.loc["MSFT", "time_idx"]).all()  # one calendar for every symbol

@@ -80,3 +80,11 @@ def test_horizon_of_inverts_target_name():
     for kind in ("logreturn", "binarytrend", "vol", "drawdown"):
         for h in (1, 4, 24):
             assert horizon_of(target_name(kind, h)) == h
+
+
+def test_a_series_no_longer_than_the_horizon_has_no_labels():
+    """A build works one symbol at a time: a short symbol must give NaN targets, not an error."""
+    panel = make_bars(5).assign(symbol="A", time_idx=np.arange(5), gap_before=False)
+    out = make_targets(panel, horizons=[1, 5, 24])
+    assert out["target_logreturn_h24"].isna().all() and out["target_binarytrend_h5"].isna().all()
+    assert out["target_logreturn"].notna().sum() == 4

@@ -309,9 +309,9 @@ def test_killed_build_leaves_previous_generation_and_is_cleaned_up(tmp_path, mon
     import src.build_full_merged as bfm
 
     def killed(*args, **kwargs):
-        raise KeyboardInterrupt  # the build dies after the per-symbol files were staged
+        raise KeyboardInterrupt  # the build dies after the partitions were staged
 
-    monkeypatch.setattr(bfm, "merged_main", killed)
+    monkeypatch.setattr(bfm, "export_panel", killed)
     with pytest.raises(KeyboardInterrupt):
         main(["--config", str(_config_file(tmp_path, raw)), "--periods", "1h"])
     assert merged_csv.read_bytes() == before

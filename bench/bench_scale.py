@@ -1,0 +1,188 @@
+"""Time, CPU, peak memory and disk of the data stages as the universe grows (issue: a real universe).
+
+Usage::
+
+    python bench/bench_scale.py --symbols 10,40,160 --days 730 [--stages build,fusion] [--ref REV]
+        [--ref-symbols 10,40] [--export none] [--work DIR] [--keep]
+
+For each universe size a synthetic market (``python -m src.synthetic_market``, not timed) is generated once,
+then each stage runs in its own subprocess: ``src/build_full_merged.py`` (periods 1h,4h,1d) and
+``src/fuse_fundamentals.py`` (every shipped expert, base and rich). Per stage it prints wall time, CPU time
+(user + sys of that process, from ``os.wait4``), peak RSS, output disk and rows, then the least-squares
+slopes per row (CPU us/row, KB of peak memory per row) and the ratio of the largest to the smallest peak.
+
+``--ref REV`` runs the same stages from a git worktree of ``REV`` (say the previous commit) on the same raw
+markets, in the same run, and prints the per-row CPU ratio reference / this tree (``--ref-symbols`` limits
+the reference to the sizes it can hold: the old build needs ~5.5 KB of memory per row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(cmd: list[str], cwd: Path) -> dict:
+    """Run ``cmd`` in its own process; wall seconds, CPU seconds and peak RSS (GiB) of that process."""
+    env = {**os.environ, "PYTHONPATH": str(cwd), "TQDM_DISABLE": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    err = proc.stderr.read() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_gib": usage.ru_maxrss / 2**20}
+
+
+def _disk(paths: list[Path]) -> float:
+    """GiB under ``paths`` (files and folders)."""
+    total = 0
+    for p in paths:
+        if p.is_file():
+            total += p.stat().st_size
+        elif p.is_dir():
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return total / 2**30
+
+
+def _rows(data: Path) -> int:
+    meta = data / "merged" / "full_merged" / "_dataset.json"
+    if meta.is_file():
+        return int(json.loads(meta.read_text())["rows"])
+    import pyarrow.parquet as pq  # a reference build without the partitioned dataset
+
+    return pq.ParquetFile(data / "merged" / "full_merged.parquet").metadata.num_rows
+
+
+def _stages(tree: Path, raw: Path, data: Path, stages: list[str], export: str | None) -> dict[str, dict]:
+    py = sys.executable
+    out = {}
+    if "build" in stages:
+        cmd = [py, "src/build_full_merged.py", "--raw-dir", str(raw), "--out", str(data), "--periods", "1h,4h,1d",
+               "--synthetic"]
+        if export and (tree / "src" / "build_stages.py").is_file():  # a reference tree may not know --export
+            cmd += ["--export", export]
+        outputs = [data / "merged", data / "pkl_merged", data / "crypto_targeted_and_indicated"]
+        out["build"] = {**_run(cmd, tree), "rows": _rows(data), "disk_gib": _disk(outputs)}
+    if "fusion" in stages:
+        cmd = [py, "src/fuse_fundamentals.py", "--data-root", str(data), "--raw-dir", str(raw)]
+        out["fusion"] = {**_run(cmd, tree), "rows": out.get("build", {}).get("rows", _rows(data)),
+                         "disk_gib": _disk([data / "merged" / "expert_group"])}
+    return out
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    if len(xs) < 2:
+        return float("nan")
+    return float(np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)[0])
+
+
+def _report(label: str, results: dict[int, dict[str, dict]]) -> dict[str, float]:
+    slopes = {}
+    stages = sorted({s for r in results.values() for s in r})
+    for stage in stages:
+        sizes = [n for n in sorted(results) if stage in results[n]]
+        for n in sizes:
+            r = results[n][stage]
+            print(f"{label:5s} {stage:7s} {n:5d} symbols {r['rows']:>11,} rows  wall {r['wall_s']:8.1f} s  "
+                  f"cpu {r['cpu_s']:8.1f} s  ({1e6 * r['cpu_s'] / r['rows']:6.1f} us/row)  peak "
+                  f"{r['peak_gib']:6.2f} GiB  disk {r['disk_gib']:6.2f} GiB")
+        rows = [results[n][stage]["rows"] for n in sizes]
+        cpu = _slope(rows, [results[n][stage]["cpu_s"] for n in sizes]) * 1e6
+        mem = _slope(rows, [results[n][stage]["peak_gib"] * 2**20 for n in sizes])
+        disk = _slope(rows, [results[n][stage]["disk_gib"] * 2**20 for n in sizes])
+        peaks = [results[n][stage]["peak_gib"] for n in sizes]
+        slopes[stage] = cpu
+        print(f"{label:5s} {stage:7s} slope: {cpu:.1f} us CPU/row, {mem:.3f} KB peak/row, {disk:.3f} KB disk/row; "
+              f"peak largest/smallest {peaks[-1] / peaks[0]:.2f}x")
+    return slopes
+
+
+def _extrapolate(results: dict[int, dict[str, dict]], symbols: int, years: float, days: int) -> None:
+    """Linear in rows from the two largest sizes measured."""
+    sizes = sorted(results)
+    if len(sizes) < 2:
+        return
+    for stage in sorted({s for r in results.values() for s in r}):
+        a, b = (results[n][stage] for n in sizes[-2:])
+        rows_per_symbol_day = b["rows"] / (sizes[-1] * days)
+        target = rows_per_symbol_day * symbols * years * 365
+        scale = (target - b["rows"]) / max(b["rows"] - a["rows"], 1)
+        est = {k: b[k] + scale * (b[k] - a[k]) for k in ("cpu_s", "peak_gib", "disk_gib")}
+        print(f"extrapolated {stage:7s} {symbols} symbols x {years:g} years ({target:,.0f} rows): cpu "
+              f"{est['cpu_s'] / 60:.0f} min, peak {est['peak_gib']:.2f} GiB, disk {est['disk_gib']:.1f} GiB")
+
+
+def _worktree(rev: str, into: Path) -> Path:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), rev], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return into
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(prog="python bench/bench_scale.py", description=__doc__.split("\n")[0])
+    p.add_argument("--symbols", default="10,40,160")
+    p.add_argument("--days", type=int, default=730)
+    p.add_argument("--stages", default="build,fusion")
+    p.add_argument("--export", default="none", help="--export of this tree's build (default none: the core path)")
+    p.add_argument("--ref", help="git revision to compare with in the same run (a worktree of it)")
+    p.add_argument("--ref-symbols", help="sizes for the reference (default: all of --symbols)")
+    p.add_argument("--extrapolate", default="300x5", help="symbols x years to extrapolate to")
+    p.add_argument("--work", help="scratch folder (default: a temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.symbols.split(",")]
+    ref_sizes = [int(s) for s in args.ref_symbols.split(",")] if args.ref_symbols else sizes
+    stages = args.stages.split(",")
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    ref_tree = _worktree(args.ref, work / "ref_tree") if args.ref and not (work / "ref_tree").exists() else (
+        work / "ref_tree" if args.ref else None)
+    ours, ref = {}, {}
+    try:
+        for n in sizes:
+            raw = work / f"raw_{n}"
+            if not (raw / "ground_truth.json").is_file():
+                _run([sys.executable, "-m", "src.synthetic_market", "--out", str(raw), "--symbols", str(n),
+                      "--days", str(args.days)], ROOT)
+            if ref_tree is not None and n in ref_sizes:
+                ref[n] = _stages(ref_tree, raw, work / f"ref_data_{n}", stages, None)
+                shutil.rmtree(work / f"ref_data_{n}", ignore_errors=True)
+            ours[n] = _stages(ROOT, raw, work / f"data_{n}", stages, args.export)
+            shutil.rmtree(work / f"data_{n}", ignore_errors=True)
+            print(f"-- {n} symbols done", flush=True)
+        print(f"synthetic market, {args.days} days, periods 1h,4h,1d; this tree's build with --export {args.export}")
+        mine = _report("this", ours)
+        if ref:
+            theirs = _report("ref", ref)
+            for stage, slope in mine.items():
+                if stage in theirs:
+                    print(f"CPU per row, {stage}: reference {args.ref} {theirs[stage]:.1f} us / this tree "
+                          f"{slope:.1f} us = {theirs[stage] / slope:.2f}x")
+        sym, years = args.extrapolate.split("x")
+        _extrapolate(ours, int(sym), float(years), args.days)
+    finally:
+        if ref_tree is not None and not args.keep:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_tree)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not args.keep and not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
