@@ -86,7 +86,7 @@ def run_baseline(leaf: Leaf, model: str, splits: tuple[str, ...] = ("val",), tab
     from utils.locks import output_lock
 
     check_model(model)
-    table = read_table(leaf.model.data.path) if table is None else table
+    table = read_table(leaf.model.data.path, leaf) if table is None else table
     resolved = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
     data = build_window_data(resolved, table)
     check_splits(leaf, data)

@@ -74,7 +74,7 @@ def load_expert(ckpt: str | Path) -> tuple[MyTFTModule, Leaf]:
 
 def checkpoint_data(module: MyTFTModule, leaf: Leaf, table: pd.DataFrame | None = None) -> WindowData:
     """The leaf's windows transformed with the checkpoint's categories and scalers."""
-    table = read_table(leaf.model.data.path) if table is None else table
+    table = read_table(leaf.model.data.path, leaf) if table is None else table
     # checkpoints from before the level rule carry no verdict: {} keeps every column their rules chose
     return build_window_data(leaf, table, categories=module.spec["categories"], scalers=module.spec["scalers"],
                              features=module.spec["features"], levels=module.spec.get("excluded_levels", {}),

@@ -29,13 +29,22 @@ from models.checkpoints import checkpoint_outcome, read_spec
 from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf, with_legacy
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
-from models.window_dataset import WindowData, build_window_data, leaf_rows, make_loader, read_table, resolve_split
+from models.window_dataset import (
+    WindowData,
+    build_window_data,
+    data_source,
+    leaf_rows,
+    make_loader,
+    read_table,
+    resolve_split,
+)
 from utils.cli import add_output_flags, guarded
 from utils.config import from_mapping
 from utils.errors import ConfigError, DataError, Interrupted
 from utils.io import file_fingerprint, write_text
 from utils.locks import output_lock
 from utils.metric_factory import MONITORABLE, get_metric
+from utils.partitioned import dataset_fingerprint, is_partitioned
 from utils.stage_summary import write_stage_summary
 
 logger = logging.getLogger(__name__)
@@ -125,11 +134,12 @@ def versions(leaf: Leaf, data: WindowData) -> dict[str, str]:
     last decision bar of the training span (``20240101T0000-20250301T2300``).
     """
     meta = leaf.model.meta
-    path = Path(leaf.model.data.path)
+    path = data_source(leaf.model.data.path)
     span = "-".join(pd.Timestamp(t).strftime("%Y%m%dT%H%M") for t in data.train_window)
+    found = dataset_fingerprint(path) if is_partitioned(path) else file_fingerprint(path) if path.is_file() else None
     return {
         "schema_ver": meta.schema_version or SCHEMA_VERSION,
-        "data_ver": meta.data_version or (file_fingerprint(path) if path.is_file() else "in-memory"),
+        "data_ver": meta.data_version or found or "in-memory",
         "expert_ver": meta.expert_version or "0",
         "train_window_id": meta.train_window_id or span,
     }
@@ -309,7 +319,7 @@ def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = Non
 def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks: list | None = None) -> RunResult:
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
     configured = leaf
-    table = read_table(leaf.model.data.path) if table is None else table
+    table = read_table(leaf.model.data.path, leaf) if table is None else table
     ckpt_path = None
     if init_from == "resume":
         leaf, data, last = _resume_data(leaf, table)

@@ -96,7 +96,7 @@ def _search(config: str | Path, overrides: list[str], base: Leaf, trials: int, t
     import optuna
 
     monitor, mode = monitor_for(base)
-    table = read_table(base.model.data.path)
+    table = read_table(base.model.data.path, base)
 
     def objective(trial) -> float:
         settings = suggest(trial, base)

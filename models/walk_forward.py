@@ -124,7 +124,7 @@ def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
 
 
 def _windows(base: Leaf, model: str = "tft", wait: bool = True) -> list[PredictResult]:
-    table = read_table(base.model.data.path)
+    table = read_table(base.model.data.path, base)
     results = []
     for win in leaf_windows(base, table):
         leaf = win.apply(base)

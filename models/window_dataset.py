@@ -28,18 +28,13 @@ from torch.utils.data import Dataset, Sampler
 
 from features.stationarity import level_columns
 from models.leaf_config import Leaf
+from models.leaf_data import data_source, leaf_columns, read_table  # noqa: F401  (their historical home)
 from models.scalers import FeatureScaler, GroupFeatureScaler, Scaler, scaler_from_state
 from utils.errors import ConfigError, DataError
-from utils.io import read_frame
 from utils.timeline import TimeSplit, as_utc, embargo_bars, feature_columns, period_delta, time_at_share
 
 logger = logging.getLogger(__name__)
 
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A leaf's table (parquet, pkl or csv)."""
-    return read_frame(path, "leaf data file not found: {path}; run the fusion (python -m src.fuse_fundamentals) first")
 
 
 def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None = None,
@@ -313,7 +308,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         training span covers twice (:func:`usable_known`).
     """
     m = leaf.model
-    table = leaf_rows(leaf, read_table(m.data.path) if table is None else table)
+    table = leaf_rows(leaf, read_table(m.data.path, leaf) if table is None else table)
     targets = [t.name for t in leaf.targets.targets]
     missing = [t for t in targets if t not in table.columns]
     if missing:

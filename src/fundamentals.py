@@ -52,6 +52,11 @@ GROUP_SOURCES = {
     "premium": ("premium",),
 }
 FUNDING_VOL_BASE_COLUMNS = ("rv_24", "vol_percentile_240")
+#: Columns of the cross groups (:func:`funding_cross`); the other symbol groups' are SOURCE_GROUP_COLUMNS.
+CROSS_GROUP_COLUMNS = {
+    "funding_oi": ["funding_oi_rate_x_chg24h", "funding_oi_z_product"],
+    "funding_vol": ["funding_vol_rate_over_rv24", "funding_vol_z_x_volpct"],
+}
 
 
 @dataclass
@@ -255,6 +260,11 @@ def funding_cross(joined: pd.DataFrame, group: str, base: pd.DataFrame) -> pd.Da
         "funding_vol_z_x_volpct": joined["funding_rate_z30"].to_numpy()
         * base["vol_percentile_240"].to_numpy(dtype=np.float64),
     })
+
+
+def group_columns(group: str) -> list[str]:
+    """The fused columns of symbol group ``group``."""
+    return list(SOURCE_GROUP_COLUMNS.get(group) or CROSS_GROUP_COLUMNS[group])
 
 
 SOURCE_GROUP_COLUMNS = {

@@ -17,11 +17,14 @@ from utils.errors import ConfigError
 
 @dataclass
 class PostConvert:
-    """Which formats of ``full_merged_with_fundamentals`` to write."""
+    """Which single-file forms of ``full_merged_with_fundamentals`` to write beside its partitioned dataset.
 
-    csv: bool = True
-    pkl: bool = True
-    parquet: bool = True
+    ``null`` (the default): written for datasets up to ``AUTO_EXPORT_MAX_ROWS`` rows (2M), not above.
+    """
+
+    csv: bool | None = None
+    pkl: bool | None = None
+    parquet: bool | None = None
 
 
 @dataclass

@@ -20,39 +20,40 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from src import fundamentals as fu
 from src.bars import OHLCV
+from src.build_config import AUTO_EXPORT_MAX_ROWS
 from src.fuse_config import DatasetConfig, FuseConfig, FusionJob, PostConvert
-from src.fusion import (
+from src.fusion import (  # noqa: F401  (apply_intersect / apply_missing_threshold: the README's imports)
     KEYS,
     FusionInputs,
     apply_intersect,
     apply_missing_mode,
     apply_missing_threshold,
-    compute_fused,
     load_inputs,
     missing_sources,
 )
-from src.merging import read_manifest
+from src.fusion_stream import DATASET_DIR, DatasetFusion, group_summary  # noqa: F401
+from src.merging import export_panel, read_manifest
 from utils.cli import add_output_flags, guarded
 from utils.config import from_mapping, load_config
 from utils.errors import ConfigError, DataError
 from utils.io import atomic_dir, remove_stale, write_csv
 from utils.locks import output_lock
+from utils.partitioned import read_partitioned
 from utils.paths import rebase
-from utils.timeline import ID_COLUMNS, ROW_KEY, target_columns
+from utils.timeline import ID_COLUMNS, target_columns
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +66,37 @@ FULL_NAME = "full_merged_with_fundamentals.csv"
 
 @dataclass
 class FuseResult:
-    """What one dataset fusion produced."""
+    """What one dataset fusion produced (the table itself is on disk: :attr:`table` reads it)."""
 
     name: str
     out_dir: Path
-    table: pd.DataFrame
     fundamental_columns: list[str]
     summary: pd.DataFrame
     seconds: float = 0.0
+    rows: int = 0
+    columns: int = 0
+    exports: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def dataset(self) -> Path:
+        """The partitioned dataset (``full_merged_with_fundamentals/period=../symbol=../``)."""
+        return self.out_dir / DATASET_DIR
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The whole fused table, read from disk (it may be large: prefer ``read_partitioned`` with a projection)."""
+        return read_partitioned(self.dataset)
 
     def report_row(self) -> dict[str, Any]:
         """One row of ``experts_group_summary.csv``."""
         s = self.summary
+        kept = s[s["rows"] > 0]
         return {
-            "dataset": self.name, "rows": len(self.table), "columns": self.table.shape[1],
-            "fundamental_columns": len(self.fundamental_columns), "symbols": self.table["symbol"].nunique(),
-            "periods": ",".join(sorted(self.table["period"].unique())) if len(self.table) else "",
-            "first_timestamp": s["first_timestamp"].min() if len(s) else "",
-            "last_timestamp": s["last_timestamp"].max() if len(s) else "",
+            "dataset": self.name, "rows": self.rows, "columns": self.columns,
+            "fundamental_columns": len(self.fundamental_columns), "symbols": kept["symbol"].nunique(),
+            "periods": ",".join(sorted(kept["period"].unique())),
+            "first_timestamp": kept["first_timestamp"].min() if len(kept) else "",
+            "last_timestamp": kept["last_timestamp"].max() if len(kept) else "",
             "missing_threshold_rows": int(s["missing_threshold_rows"].sum()),
             "intersect_trimmed_rows": int(s["intersect_trimmed_rows"].sum()),
             "stale_values": int(s["stale_values"].sum()), "output_dir": str(self.out_dir),
@@ -91,82 +105,46 @@ class FuseResult:
         }
 
 
-def group_summary(before: pd.DataFrame, after: pd.DataFrame, stale: pd.Series, *stats: dict) -> pd.DataFrame:
-    """``dataset_group_summary.csv``: one row per (symbol, period) of the base panel."""
-    groups = before.groupby(KEYS, sort=True).size().rename("rows_before").to_frame()
-    kept = after.groupby(KEYS, sort=True)["timestamp"].agg(["size", "min", "max"])
-    out = groups.join(kept.rename(columns={"size": "rows", "min": "first_timestamp", "max": "last_timestamp"}))
-    out["rows"] = out["rows"].fillna(0).astype(np.int64)
-    for name in ("missing_threshold_rows", "missing_threshold_cols_count", "intersect_trimmed_rows",
-                 "intersect_all_null_cols_count"):
-        out[name] = [int(next((s[k][name] for s in stats if k in s and name in s[k]), 0)) for k in out.index]
-    out["stale_values"] = stale.groupby([before["symbol"], before["period"]]).sum().reindex(out.index).fillna(0)
-    out["stale_values"] = out["stale_values"].astype(np.int64)
-    return out.reset_index()
+def _exports(post: PostConvert, rows: int) -> list[str]:
+    """The single-file forms to write: each ``post_convert`` flag, ``null`` = up to AUTO_EXPORT_MAX_ROWS rows."""
+    auto = rows <= AUTO_EXPORT_MAX_ROWS
+    out = [e for e in ("csv", "pkl", "parquet") if (getattr(post, e) if getattr(post, e) is not None else auto)]
+    return out + (["slim"] if auto or post.csv else [])
 
 
-def _audits(table: pd.DataFrame, fused: list[str], source_audit: list[dict]) -> dict[str, pd.DataFrame]:
-    cover = table[fused].notna().groupby(table["period"]).mean().T if fused else pd.DataFrame()
-    if fused:
-        cover["all"] = table[fused].notna().mean()
-    values = table[fused]
-    stats = pd.DataFrame({
-        "count": values.count(), "null_fraction": values.isna().mean(), "mean": values.mean(),
-        "std": values.std(), "min": values.min(), "max": values.max(),
-    }) if fused else pd.DataFrame()
-    panel = []
-    for (sym, per), g in table.groupby(KEYS, sort=True):
-        a = fu.time_audit(g["timestamp"])
-        panel.append({"source": "panel", "symbol": sym, "period": per, **a,
-                      "gaps": int(g["gap_before"].sum()) if "gap_before" in g else a["gaps"], "stale_rows": 0})
-    return {
-        "coverage.csv": cover.rename_axis("column").reset_index(),
-        "column_stats.csv": stats.rename_axis("column").reset_index(),
-        "time_audit.csv": pd.DataFrame(source_audit + panel),
+def _write_outputs(tmp: Path, fusion: DatasetFusion, post: PostConvert, skipped_rows: list[dict],
+                   snapshot: dict) -> FuseResult:
+    """Everything beside the partitions: exports, column lists, group summary, audits, config snapshot."""
+    dead = fusion.dead
+    fused = [c for c in fusion.fused if c not in dead]
+    exports = _exports(post, fusion.audit.rows)
+    if not exports or exports == ["slim"]:
+        logger.info("%s: %s rows; the single-file forms are off above %s rows (post_convert: true writes them): "
+                    "read %s", fusion.name, f"{fusion.audit.rows:,}", f"{AUTO_EXPORT_MAX_ROWS:,}", tmp / DATASET_DIR)
+    slim = [c for c in [*CORE_COLUMNS, *fused] if c in fusion.columns] + target_columns(
+        pd.DataFrame(columns=fusion.columns))
+    export_panel(tmp / DATASET_DIR, {"csv": tmp / FULL_NAME, "pkl": tmp / f"{Path(FULL_NAME).stem}.pkl",
+                                     "parquet": tmp / f"{Path(FULL_NAME).stem}.parquet",
+                                     "slim": tmp / "full_merged_slim.csv"}, exports, slim_columns=slim)
+    miss = fusion.audit.dropped_missing.reindex(fused).fillna(0)
+    lists = {
+        "fundamental_columns.txt": fused,
+        "missing_threshold_columns.txt": [f"{c}\t{int(n)}" for c, n in miss.items() if n > 0],
+        "intersect_columns.txt": [c for c in fusion.intersect if c not in dead],
+        "intersect_columns_all_null.txt": dead,
     }
-
-
-def _write_dataset(out_dir: Path, table: pd.DataFrame, fused: list[str], summary: pd.DataFrame,
-                   lists: dict[str, list[str]], audits: dict[str, pd.DataFrame], snapshot: dict,
-                   post: PostConvert) -> None:
-    """Write every output into a staging folder, then swap it in as a whole."""
-    slim_cols = [c for c in CORE_COLUMNS if c in table.columns] + fused + \
-        target_columns(table)
-    for path in remove_stale(out_dir.parent):
-        logger.info("removed the leftover %s of an earlier, interrupted run", path)
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "fuse_audit").mkdir()
-        jobs = [lambda: write_csv(table[slim_cols], tmp / "full_merged_slim.csv")]
-        if post.csv:
-            jobs.append(lambda: write_csv(table, tmp / FULL_NAME))
-        if post.parquet:
-            jobs.append(lambda: table.to_parquet(tmp / "full_merged_with_fundamentals.parquet", index=False))
-        if post.pkl:
-            jobs.append(lambda: table.to_pickle(tmp / "full_merged_with_fundamentals.pkl"))
-        # Arrow releases the GIL while formatting, so the big writes overlap on both cores.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for fut in [pool.submit(job) for job in jobs]:
-                fut.result()
-        for name, items in lists.items():
-            (tmp / name).write_text("".join(f"{x}\n" for x in items), encoding="utf-8")
-        summary.to_csv(tmp / "dataset_group_summary.csv", index=False)
-        for name, frame in audits.items():
-            frame.to_csv(tmp / "fuse_audit" / name, index=False)
-        (tmp / "config_snapshot.yaml").write_text(yaml.safe_dump(snapshot, sort_keys=False), encoding="utf-8")
-
-
-def _check_output(table: pd.DataFrame, name: str, fused: list[str]) -> None:
-    if table.empty:
-        raise DataError(f"dataset {name}: no rows left after the missing-ratio / intersect policies; relax "
-                        f"max_missing_ratio or the no_nan_policy columns (see dataset_group_summary.csv of a "
-                        f"looser run)")
-    if table.duplicated(list(ROW_KEY)).any():
-        raise DataError(f"dataset {name}: duplicated (symbol, period, timestamp) rows after fusion")
-    order = table.groupby(KEYS, sort=False)["timestamp"].diff().dropna()
-    if (order <= pd.Timedelta(0)).any():
-        raise DataError(f"dataset {name}: timestamps are not strictly increasing within (symbol, period)")
-    if fused and np.isinf(table[fused].to_numpy(dtype=np.float64)).any():
-        raise DataError(f"dataset {name}: infinite values in fused columns")
+    for name, items in lists.items():
+        (tmp / name).write_text("".join(f"{x}\n" for x in items), encoding="utf-8")
+    summary = pd.concat(fusion.audit.summary, ignore_index=True).sort_values(KEYS, ignore_index=True)
+    summary["skipped_sources"] = summary["symbol"].map(lambda sym: ";".join(fusion.skipped.get(sym, [])))
+    summary.to_csv(tmp / "dataset_group_summary.csv", index=False)
+    (tmp / "fuse_audit").mkdir()
+    for name, frame in fusion.audit.frames(fused, skipped_rows).items():
+        frame.to_csv(tmp / "fuse_audit" / name, index=False)
+    snapshot = {**snapshot, "groups": fusion.groups, "exports": exports}
+    (tmp / "config_snapshot.yaml").write_text(yaml.safe_dump(snapshot, sort_keys=False), encoding="utf-8")
+    return FuseResult(fusion.name, Path(), fused, summary, rows=fusion.audit.rows, columns=len(fusion.columns),
+                      exports=exports)
 
 
 def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bool] | None = None,
@@ -210,83 +188,90 @@ def fuse(base_csv: str | Path, out_csv: str | Path, include_symbol: dict[str, bo
     return fuse_dataset(base_csv, Path(out_csv).parent, job, load_inputs(base_csv, raw_dir))
 
 
-def _no_nan_policy(table: pd.DataFrame, ds: DatasetConfig, groups: dict[str, list[str]],
-                   skipped: dict[str, list[str]], fused_cols: list[str],
-                   source: str) -> tuple[pd.DataFrame, list[str], dict, list[str]]:
-    """The intersect trim of ``no_nan_policy``: (table, intersect columns, per-series stats, all-null columns)."""
-    pol = ds.no_nan_policy
-    if not pol.enabled:
-        return table, [], {}, []
-    if pol.scope == "onchain" and any("global.onchain" in g for g in skipped.values()):
-        logger.warning("dataset %s: no_nan_policy (scope onchain) not applied: the on-chain source was left out",
-                       ds.extra_field)
-        return table, [], {}, []
-    intersect_cols = groups.get("global.onchain", []) if pol.scope == "onchain" else pol.columns
-    unknown = [c for c in intersect_cols if c not in table.columns]
-    if unknown:
-        raise ConfigError(f"{source}: key 'no_nan_policy.columns': {unknown} are not columns of the fused "
-                          f"table; fused columns: {fused_cols}")
-    if not intersect_cols:
-        raise ConfigError(f"{source}: no_nan_policy scope 'onchain' needs include_global.onchain: true")
-    table, stats, dead = apply_intersect(table, intersect_cols)
-    return table, intersect_cols, stats, dead
+@dataclass
+class _Job:
+    """One dataset of a run: where it goes, what it is, and its fusion once started."""
+
+    out_dir: Path
+    job: FusionJob
+    snapshot: dict
+    ds: DatasetConfig | None = None
+    skipped: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    fusion: DatasetFusion | None = None
+
+
+def _prepare(item: _Job, inputs: FusionInputs) -> None:
+    """Check the job's periods against the panel and settle its missing sources (errors before any work)."""
+    job = item.job
+    source = f"dataset {job.dataset.extra_field}"
+    if job.periods:
+        unknown = sorted(set(job.periods) - set(inputs.base.periods))
+        if unknown:
+            raise ConfigError(f"{source}: key 'periods' = {job.periods}: {unknown} not in the base panel")
+    symbols = sorted({s for _, s in inputs.base.partitions(job.periods)})
+    item.ds, item.skipped = apply_missing_mode(job.dataset, missing_sources(symbols, job.dataset, inputs,
+                                                                            job.global_files),
+                                               job.missing_sources, inputs.inventory.root, symbols)
+
+
+def fuse_datasets(base_csv: str | Path, items: list[_Job], inputs: FusionInputs) -> list[FuseResult]:
+    """Fuse several datasets symbol by symbol (each raw source parsed once) and swap each folder in whole.
+
+    Every dataset is staged beside its folder; a failure anywhere leaves every earlier output intact.
+    """
+    started = time.perf_counter()
+    for item in items:
+        _prepare(item, inputs)
+    for parent in {i.out_dir.parent for i in items}:
+        for path in remove_stale(parent):
+            logger.info("removed the leftover %s of an earlier, interrupted run", path)
+    symbols = sorted({s for i in items for _, s in inputs.base.partitions(i.job.periods)})
+    results = []
+    with ExitStack() as stack:
+        stagings = [stack.enter_context(atomic_dir(i.out_dir)) for i in items]
+        for item, tmp in zip(items, stagings, strict=True):
+            item.fusion = DatasetFusion(item.job, inputs, tmp, item.ds, item.skipped)
+        _feed([i.fusion for i in items], symbols, inputs, "fuse")
+        for item, tmp in zip(items, stagings, strict=True):
+            dead = item.fusion.newly_dead()
+            if dead:  # rare: an intersect column null in every series; fuse this dataset again without it
+                logger.warning("dataset %s: intersect column(s) %s are null in every series; dropped, and the "
+                               "dataset fused again", item.ds.extra_field, dead)
+                shutil.rmtree(tmp / DATASET_DIR, ignore_errors=True)
+                item.fusion = DatasetFusion(item.job, inputs, tmp, item.ds, item.skipped, dead=dead)
+                _feed([item.fusion], symbols, inputs, f"fuse {item.ds.extra_field} again")
+            item.fusion.finish()
+            skipped_rows = [{"source": g, "symbol": sym, "period": "*", "status": "skipped: no raw files"}
+                            for sym, groups in item.skipped.items() for g in groups]
+            snap = {**item.snapshot, "base_csv": str(base_csv), "raw_dir": str(inputs.inventory.root),
+                    "missing_sources": item.job.missing_sources,
+                    "skipped_sources": sorted({g for groups in item.skipped.values() for g in groups}),
+                    "fused_at": pd.Timestamp.now(tz="UTC").isoformat()}
+            res = _write_outputs(tmp, item.fusion, item.job.post_convert, skipped_rows, snap)
+            results.append(dataclasses.replace(res, out_dir=item.out_dir))
+    elapsed = time.perf_counter() - started
+    for res in results:
+        res.seconds = elapsed / len(results)
+        logger.info("%s: %d rows x %d columns (%d fused) -> %s", res.name, res.rows, res.columns,
+                    len(res.fundamental_columns), res.out_dir)
+    return results
+
+
+def _feed(fusions: list[DatasetFusion], symbols: list[str], inputs: FusionInputs, what: str) -> None:
+    for sym in tqdm(symbols, desc=what, unit="symbol"):
+        for fusion in fusions:
+            fusion.add(sym)
+        inputs.evict(sym)  # done with this symbol's sources
 
 
 def fuse_dataset(base_csv: str | Path, out_dir: str | Path, job: FusionJob, inputs: FusionInputs,
                  snapshot: dict | None = None) -> FuseResult:
     """Fuse fundamentals into the merged panel and write one expert dataset into ``out_dir``.
 
-    ``inputs`` are the loaded panel and sources (shared across datasets by :func:`run_with_config`);
-    ``snapshot`` is stored as ``config_snapshot.yaml`` (default: the job).
+    ``inputs`` are the panel and the raw sources (see :func:`fuse_datasets`); ``snapshot`` is stored as
+    ``config_snapshot.yaml`` (default: the job).
     """
-    started = time.perf_counter()
-    out_dir = Path(out_dir)
-    source = f"dataset {job.dataset.extra_field}"
-    ds, lags, stale, stems = job.dataset, job.publication_lag_hours, job.max_staleness_hours, job.global_files
-    base = inputs.base
-    if job.periods:
-        unknown = sorted(set(job.periods) - set(base["period"].unique()))
-        if unknown:
-            raise ConfigError(f"{source}: key 'periods' = {job.periods}: {unknown} not in the base panel")
-        base = base[base["period"].isin(job.periods)].reset_index(drop=True)
-    symbols = sorted(base["symbol"].unique())
-    ds, skipped = apply_missing_mode(ds, missing_sources(symbols, ds, inputs, stems), job.missing_sources,
-                                 inputs.inventory.root, symbols)
-    result = compute_fused(base, ds, inputs, lags, stale, stems, skipped)
-    result.audit += [{"source": g, "symbol": sym, "period": "*", "status": "skipped: no raw files"}
-                     for sym, groups in skipped.items() for g in groups]
-    fused_cols = list(result.columns)
-    targets = target_columns(base)
-    table = pd.concat([base.drop(columns=targets), pd.DataFrame(result.columns, index=base.index),
-                       base[targets]], axis=1)
-    stale_per_row = pd.Series(result.stale, index=base.index)
-
-    table, intersect_cols, inter_stats, dead = _no_nan_policy(table, ds, result.groups, skipped, fused_cols, source)
-    fused_cols = [c for c in fused_cols if c not in dead]
-    miss_stats, miss_cols = {}, pd.Series(dtype=np.int64)
-    if ds.max_missing_ratio is not None:
-        table, miss_stats, miss_cols = apply_missing_threshold(table, fused_cols, ds.max_missing_ratio)
-    table = table.reset_index(drop=True)
-    if job.validate:
-        _check_output(table, ds.extra_field, fused_cols)
-    summary = group_summary(base, table, stale_per_row, inter_stats, miss_stats)
-    summary["skipped_sources"] = summary["symbol"].map(lambda sym: ";".join(skipped.get(sym, [])))
-    lists = {
-        "fundamental_columns.txt": fused_cols,
-        "missing_threshold_columns.txt": [f"{c}\t{int(n)}" for c, n in miss_cols.items() if n > 0],
-        "intersect_columns.txt": [c for c in intersect_cols if c not in dead],
-        "intersect_columns_all_null.txt": dead,
-    }
-    snap = {**(snapshot or dataclasses.asdict(job)), "base_csv": str(base_csv), "raw_dir": str(inputs.inventory.root),
-            "missing_sources": job.missing_sources,
-            "skipped_sources": sorted({g for groups in skipped.values() for g in groups}),
-            "groups": result.groups, "fused_at": pd.Timestamp.now(tz="UTC").isoformat()}
-    _write_dataset(out_dir, table, fused_cols, summary, lists, _audits(table, fused_cols, result.audit), snap,
-                   job.post_convert)
-    elapsed = time.perf_counter() - started
-    logger.info("%s: %d rows x %d columns (%d fused) -> %s in %.1f s", ds.extra_field, len(table), table.shape[1],
-                len(fused_cols), out_dir, elapsed)
-    return FuseResult(ds.extra_field, out_dir, table, fused_cols, summary, elapsed)
+    return fuse_datasets(base_csv, [_Job(Path(out_dir), job, snapshot or dataclasses.asdict(job))], inputs)[0]
 
 
 # --------------------------------------------------------------------------- config driver
@@ -363,13 +348,14 @@ def _run_jobs(cfg: FuseConfig, path: str | Path, jobs: list, datasets: dict, bas
     raw = resolve_raw_dir(cfg.raw_dir, base_csv, raw_dir)
     logger.info("fusing %s with raw sources from %s (missing sources: %s)", base_csv, raw, cfg.missing_sources)
     inputs = load_inputs(base_csv, raw)
-    results = {}
-    for expert, modality, ds_path, post in tqdm(jobs, desc="fuse", unit="dataset"):
+    items = []
+    for expert, modality, ds_path, post in jobs:
         ds = datasets[(expert, modality)]
+        job = FusionJob.of(cfg, ds, post)
         snapshot = {"config": str(path), "dataset_config": ds_path, "expert": expert, "modality": modality,
-                    **dataclasses.asdict(FusionJob.of(cfg, ds, post))}
-        results[ds.extra_field] = fuse_dataset(base_csv, Path(output_root) / ds.extra_field,
-                                               FusionJob.of(cfg, ds, post), inputs, snapshot)
+                    **dataclasses.asdict(job)}
+        items.append(_Job(Path(output_root) / ds.extra_field, job, snapshot))
+    results = {r.name: r for r in fuse_datasets(base_csv, items, inputs)}
     report = pd.DataFrame([{"expert": e, "modality": m, **results[datasets[(e, m)].extra_field].report_row()}
                            for e, m, _, _ in jobs])
     write_csv(report, cfg.report_csv)

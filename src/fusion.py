@@ -27,7 +27,7 @@ from src.market_data import (
 )
 from src.merging import read_manifest
 from utils.errors import DataError
-from utils.partitioned import is_partitioned, read_partitioned
+from utils.partitioned import is_partitioned, read_meta, read_partitioned
 from utils.timeline import ROW_KEY, SERIES_KEY, period_delta
 
 logger = logging.getLogger(__name__)
@@ -38,40 +38,93 @@ KEYS = list(SERIES_KEY)
 # --------------------------------------------------------------------------- inputs
 
 
+def _check_base(frame: pd.DataFrame, where: str | Path) -> pd.DataFrame:
+    missing = [c for c in ("symbol", "period", "timestamp", "close") if c not in frame.columns]
+    if missing:
+        raise DataError(f"{where}: base panel lacks column(s) {missing}")
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    dup = frame.duplicated(list(ROW_KEY))
+    if dup.any():
+        first = frame.loc[dup].iloc[0]
+        raise DataError(f"{where}: {int(dup.sum())} duplicated (symbol, period, timestamp) rows, first "
+                        f"{first['symbol']} {first['period']} {first['timestamp']}; rebuild the panel")
+    return frame
+
+
+def _partitioned_base(base_csv: Path) -> Path | None:
+    """The build's partitioned panel beside ``base_csv`` when the build manifest names one."""
+    manifest = read_manifest(base_csv) or {}
+    root = base_csv.with_suffix("")
+    return root if manifest.get("dataset") and is_partitioned(root) else None
+
+
 def read_base_panel(base_csv: str | Path) -> pd.DataFrame:
-    """The merged panel: the build's partitioned dataset when its manifest names one, else the parquet twin when
-    at least as new as the CSV (much faster), else the CSV."""
+    """The whole merged panel: the build's partitioned dataset when its manifest names one, else the parquet twin
+    when at least as new as the CSV (much faster), else the CSV."""
     path = Path(base_csv)
     twin = path.with_suffix(".parquet")
-    manifest = read_manifest(path) or {}
-    if manifest.get("dataset") and is_partitioned(path.with_suffix("")):
-        frame = read_partitioned(path.with_suffix(""))
+    root = _partitioned_base(path)
+    if root is not None:
+        frame = read_partitioned(root)
     elif twin.is_file() and (not path.is_file() or twin.stat().st_mtime >= path.stat().st_mtime):
         frame = pd.read_parquet(twin)
     elif path.is_file():
         frame = pd.read_csv(path)
     else:
         raise DataError(f"base panel not found: {path}; build it with `python src/build_full_merged.py`")
-    missing = [c for c in ("symbol", "period", "timestamp", "close") if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: base panel lacks column(s) {missing}")
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    dup = frame.duplicated(list(ROW_KEY))
-    if dup.any():
-        first = frame.loc[dup].iloc[0]
-        raise DataError(f"{path}: {int(dup.sum())} duplicated (symbol, period, timestamp) rows, first "
-                        f"{first['symbol']} {first['period']} {first['timestamp']}; rebuild the panel")
-    return frame
+    return _check_base(frame, path)
+
+
+class BasePanel:
+    """The merged panel, one (period, symbol) series at a time.
+
+    Reads the build's partitioned dataset partition by partition (memory: one series); a panel from an older
+    build (single CSV / parquet file) is read whole once and served by series.
+    """
+
+    def __init__(self, base_csv: str | Path) -> None:
+        self.path = Path(base_csv)
+        self.root = _partitioned_base(self.path)
+        self._frame: pd.DataFrame | None = None
+        if self.root is not None:
+            self.parts = [tuple(p) for p in read_meta(self.root)["partitions"]]
+        else:
+            self._frame = read_base_panel(self.path)
+            keys = self._frame[["period", "symbol"]].drop_duplicates()
+            self.parts = list(keys.itertuples(index=False, name=None))
+            self._rows = self._frame.groupby(["period", "symbol"], sort=False).indices
+
+    @property
+    def periods(self) -> list[str]:
+        """Periods of the panel, in panel order."""
+        return list(dict.fromkeys(p for p, _ in self.parts))
+
+    def partitions(self, periods: list[str] | None = None) -> list[tuple[str, str]]:
+        """``(period, symbol)`` pairs, symbol by symbol (periods in panel order within a symbol)."""
+        chosen = [p for p in self.parts if periods is None or p[0] in periods]
+        order = {p: i for i, p in enumerate(self.periods)}
+        return sorted(chosen, key=lambda p: (p[1], order[p[0]]))
+
+    def read(self, period: str, symbol: str) -> pd.DataFrame:
+        """One series, checked (required columns, no duplicated timestamps)."""
+        if self._frame is not None:
+            return self._frame.iloc[self._rows[(period, symbol)]].reset_index(drop=True)
+        return _check_base(read_partitioned(self.root, periods=[period], symbols=[symbol]), self.path)
 
 
 @dataclass
 class FusionInputs:
     """Base panel and raw sources, read once per run and shared by every dataset."""
 
-    base: pd.DataFrame
+    base: BasePanel
     inventory: RawInventory
     base_path: Path
     _cache: dict = field(default_factory=dict)
+
+    def evict(self, symbol: str) -> None:
+        """Forget ``symbol``'s parsed sources (a run that goes symbol by symbol is done with it)."""
+        for key in [k for k in self._cache if len(k) == 3 and k[1] == symbol]:
+            del self._cache[key]
 
     def _cached(self, key: tuple, build) -> fu.AlignedSource:
         if key not in self._cache:
@@ -92,16 +145,25 @@ class FusionInputs:
                 return fu.funding_source(load_funding(files), lag)
             if kind == "metrics":
                 return fu.metrics_source(load_metrics(files), lag)
-            bars = load_klines(files, symbol, positive_prices=False)
+            bars = self.premium_closes(symbol)
             return fu.premium_source(bars, period_delta(infer_period(bars["timestamp"])), lag)
 
         return self._cached((kind, symbol, lag.value), build)
+
+    def premium_closes(self, symbol: str) -> pd.DataFrame:
+        """``timestamp, close`` of ``symbol``'s premium-index klines, parsed once for the symbol's own source
+        and the cross-sectional (global) premium alike."""
+        def build() -> pd.DataFrame:
+            bars = load_klines(self.inventory.premium[symbol], symbol, positive_prices=False)
+            return bars[["timestamp", "close"]]
+
+        return self._cached(("premium_close", symbol, 0), build)
 
     def global_source(self, group: str, lag: pd.Timedelta, stems: dict[str, str]) -> fu.AlignedSource:
         """Aligned global source for an ``include_global`` key."""
         if group == "premium":
             def build() -> fu.AlignedSource:
-                premiums = {s: load_klines(f, s, positive_prices=False) for s, f in self.inventory.premium.items()}
+                premiums = {s: self.premium_closes(s) for s in self.inventory.premium}
                 frame = fu.global_premium_frame(premiums)
                 step = period_delta(infer_period(frame["timestamp"]))
                 return fu.premium_source(frame, step, lag, prefix="premium_premium_index")
@@ -172,7 +234,7 @@ def apply_missing_mode(ds: DatasetConfig, missing: dict[str, dict[str, Any]], mo
 
 def load_inputs(base_csv: str | Path, raw_dir: str | Path) -> FusionInputs:
     """Read the base panel and index the raw folder."""
-    return FusionInputs(base=read_base_panel(base_csv), inventory=discover_raw(raw_dir), base_path=Path(base_csv))
+    return FusionInputs(base=BasePanel(base_csv), inventory=discover_raw(raw_dir), base_path=Path(base_csv))
 
 
 # --------------------------------------------------------------------------- fusion
@@ -270,16 +332,19 @@ def _span_mask(complete: pd.Series, keys: list[pd.Series]) -> np.ndarray:
     return (seen_before & seen_after).to_numpy()
 
 
-def apply_intersect(table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict, list[str]]:
+def apply_intersect(table: pd.DataFrame, columns: list[str],
+                    dead: list[str] | None = None) -> tuple[pd.DataFrame, dict, list[str]]:
     """Keep, per (symbol, period), the span where every intersect column is present.
 
     Intersect columns that are entirely null within a group are ignored for that group (and
-    counted); columns null in every group are dropped from the table and returned.
+    counted); columns null in every group are dropped from the table and returned. ``dead`` gives those
+    columns when ``table`` is one part of a larger panel (a fusion that goes series by series).
     """
     keys = [table["symbol"], table["period"]]
     present = table[columns].notna()
     group_any = present.groupby(keys).any()
-    dead = [c for c in columns if not group_any[c].any()]
+    if dead is None:
+        dead = [c for c in columns if not group_any[c].any()]
     live = [c for c in columns if c not in dead]
     all_null_count = (~group_any[live]).sum(axis=1) if live else group_any.iloc[:, :0].sum(axis=1)
     if live:

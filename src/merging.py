@@ -92,32 +92,36 @@ def merged_main(periods: Iterable[str], source_dir: str | Path = TARGETED_DIR,
     return merged
 
 
-def export_panel(dataset: str | Path, dests: dict[str, Path], exports: Iterable[str]) -> None:
+def export_panel(dataset: str | Path, dests: dict[str, Path], exports: Iterable[str],
+                 slim_columns: list[str] | None = None) -> None:
     """Write the partitioned panel ``dataset`` as the single-file exports named in ``exports``.
 
-    ``dests`` maps ``csv`` / ``parquet`` / ``pkl`` to their (staged) files. The CSV and parquet files are
-    streamed one partition at a time; the pickle needs the whole panel in memory (a build turns exports on
-    by default only for panels up to ``AUTO_EXPORT_MAX_ROWS`` rows).
+    ``dests`` maps ``csv`` / ``parquet`` / ``pkl`` (and ``slim``: a CSV of ``slim_columns`` only) to their
+    (staged) files. CSV and parquet files are streamed one partition at a time; the pickle needs the whole
+    panel in memory (exports are on by default only for panels up to ``AUTO_EXPORT_MAX_ROWS`` rows).
     """
     exports = [e for e in exports if e in dests]
     if not exports:
         return
     schema = unified_schema(dataset).remove_metadata()
-    csv_out = pacsv.CSVWriter(str(dests["csv"]), schema) if "csv" in exports else None
-    pq_out = pq.ParquetWriter(str(dests["parquet"]), schema, compression="zstd") if "parquet" in exports else None
+    writers = {}
+    if "csv" in exports:
+        writers["csv"] = pacsv.CSVWriter(str(dests["csv"]), schema)
+    if "slim" in exports:
+        slim_schema = pa.schema([schema.field(c) for c in (slim_columns or schema.names)])
+        writers["slim"] = pacsv.CSVWriter(str(dests["slim"]), slim_schema)
+    if "parquet" in exports:
+        writers["parquet"] = pq.ParquetWriter(str(dests["parquet"]), schema, compression="zstd")
     tables = []
     try:
         for table in iter_tables(dataset, schema):
-            if csv_out is not None:
-                csv_out.write_table(table)
-            if pq_out is not None:
-                pq_out.write_table(table)
+            for name, writer in writers.items():
+                writer.write_table(table.select(slim_columns or schema.names) if name == "slim" else table)
             if "pkl" in exports:
                 tables.append(table)
     finally:
-        for writer in (csv_out, pq_out):
-            if writer is not None:
-                writer.close()
+        for writer in writers.values():
+            writer.close()
     if tables:
         write_pickle(pa.concat_tables(tables).to_pandas(), dests["pkl"])
     logger.debug("exported %s: %s", dataset, ", ".join(str(dests[e]) for e in exports))

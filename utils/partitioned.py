@@ -175,3 +175,18 @@ def iter_tables(root: str | os.PathLike[str], schema: pa.Schema | None = None) -
             else:
                 cols.append(pa.nulls(n, fld.type))
         yield pa.Table.from_arrays(cols, schema=schema)
+
+
+def dataset_fingerprint(root: str | os.PathLike[str], length: int = 12) -> str:
+    """First ``length`` hex digits of a SHA-256 over the partition list and every partition's parquet footer.
+
+    The footers hold each column chunk's size and min / max statistics, so a rewritten partition changes it;
+    reading them is cheap (no data pages), whatever the size of the panel.
+    """
+    import hashlib
+
+    meta = read_meta(root)
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for period, symbol in _chosen(meta, None, None):
+        digest.update(pq.read_metadata(partition_path(root, period, symbol)).to_dict().__repr__().encode())
+    return digest.hexdigest()[:length]

@@ -341,20 +341,22 @@ def test_more_config_and_source_errors(tmp_path, small_panel, small_market):
               include_global={"premium": True})
 
 
-def test_output_validation_messages():
-    from src.fuse_fundamentals import _check_output
+def test_output_validation_messages(tmp_path):
+    from types import SimpleNamespace
+
+    from src.fusion_stream import DatasetFusion, check_series
 
     ts = pd.date_range("2024", periods=3, freq="h", tz="UTC")
     good = pd.DataFrame({"symbol": "A", "period": "1h", "timestamp": ts, "f": [1.0, 2.0, 3.0]})
-    _check_output(good, "X", ["f"])  # passes
+    check_series(good, "X", ["f"])  # passes
     with pytest.raises(DataError, match=r"dataset X: no rows left"):
-        _check_output(good.iloc[:0], "X", ["f"])
+        DatasetFusion(None, None, tmp_path, SimpleNamespace(extra_field="X"), {}).finish()
     with pytest.raises(DataError, match=r"dataset X: duplicated \(symbol, period, timestamp\) rows"):
-        _check_output(pd.concat([good, good.iloc[:1]]), "X", ["f"])
+        check_series(pd.concat([good, good.iloc[:1]]), "X", ["f"])
     with pytest.raises(DataError, match=r"timestamps are not strictly increasing"):
-        _check_output(good.iloc[[0, 2, 1]], "X", ["f"])
+        check_series(good.iloc[[0, 2, 1]], "X", ["f"])
     with pytest.raises(DataError, match=r"infinite values in fused columns"):
-        _check_output(good.assign(f=[1.0, np.inf, 2.0]), "X", ["f"])
+        check_series(good.assign(f=[1.0, np.inf, 2.0]), "X", ["f"])
 
 
 def test_keyword_form_validates_like_the_yaml(small_panel, tmp_path):
@@ -366,3 +368,50 @@ def test_keyword_form_validates_like_the_yaml(small_panel, tmp_path):
     with pytest.raises(ConfigError, match=r"key 'publication_lag_hours\.funding'"):
         _fuse(small_panel, tmp_path / "k", publication_lag_hours={"funding": -1.0})
     assert not (tmp_path / "k").exists()
+
+
+def test_each_raw_source_is_parsed_once_per_run_and_datasets_are_partitioned(tmp_path, small_panel, monkeypatch):
+    """Every dataset is fused symbol by symbol from one parse of each source; the output is a partitioned
+    dataset (the single files are its exports) that a reader can project."""
+    import src.fusion as fusion
+    from utils.partitioned import read_partitioned
+
+    calls = {}
+
+    def counting(real):
+        def wrapped(files, *args, **kwargs):
+            key = (real.__name__, tuple(sorted(map(str, files))))
+            calls[key] = calls.get(key, 0) + 1
+            return real(files, *args, **kwargs)
+        return wrapped
+
+    for name in ("load_funding", "load_metrics", "load_klines"):
+        monkeypatch.setattr(fusion, name, counting(getattr(fusion, name)))
+    results = run_with_config(_config(tmp_path, small_panel, override={"csv": False, "pkl": False,
+                                                                        "parquet": False}))
+    assert calls and max(calls.values()) == 1, calls  # four datasets, one parse per file set
+    res = results["Alpha-Dir-TFT_rich"]
+    assert not (res.out_dir / "full_merged_with_fundamentals.parquet").exists()  # post_convert false
+    assert (res.out_dir / "full_merged_with_fundamentals.csv").exists() is False
+    part = read_partitioned(res.dataset, periods=["4h"], columns=["timestamp", *res.fundamental_columns[:3]])
+    assert set(part["period"]) == {"4h"} and part.shape[1] == 6
+    assert part[res.fundamental_columns[0]].dtype == np.float32  # fused features are float32 like the rest
+    other = results["Risk-TFT_rich"]  # post_convert null: every export, small dataset
+    assert {"full_merged_with_fundamentals.csv", "full_merged_with_fundamentals.pkl",
+            "full_merged_with_fundamentals.parquet"} <= {p.name for p in other.out_dir.iterdir()}
+    pd.testing.assert_frame_equal(pd.read_parquet(other.out_dir / "full_merged_with_fundamentals.parquet"),
+                                  other.table)
+
+
+def test_an_intersect_column_null_everywhere_is_dropped_and_the_dataset_fused_again(tmp_path, small_panel, caplog):
+    """Whether an intersect column is null in every series is known only at the end of a series-by-series
+    fusion: the dataset is then fused again without it, as the whole-table policy would have done."""
+    # funding published 10 years late: its columns are null in every series
+    res = _fuse(small_panel, tmp_path / "x", include_symbol={"funding_rate": True, "premium": True},
+                include_global={}, publication_lag_hours={"funding": 87600},
+                no_nan_policy={"enabled": True, "scope": "custom",
+                               "columns": ["funding_rate", "premium_index_z_7d"]})
+    assert (tmp_path / "x" / "intersect_columns_all_null.txt").read_text().split() == ["funding_rate"]
+    assert "null in every series; dropped, and the dataset fused again" in caplog.text
+    assert "funding_rate" not in res.table.columns and "funding_rate" not in res.fundamental_columns
+    assert res.table.groupby(["symbol", "period"])["premium_index_z_7d"].apply(lambda s: s.notna().iloc[0]).all()

@@ -140,7 +140,7 @@ def test_ground_truth_documents_drivers(small_raw_dir):
 
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
-    ({"n_symbols": 0}, r"'n_symbols' = 0 must be in \[1, 50\]"),
+    ({"n_symbols": 0}, r"'n_symbols' = 0 must be in \[1, 1000\]"),
     ({"days": 3}, r"'days' = 3 must be >= 30"),
     ({"nu": 2.0}, r"'nu' = 2\.0 must be > 2\.5"),
     ({"horizons": (0,)}, r"'horizons' = \(0,\) must all be >= 1"),

@@ -1,0 +1,255 @@
+"""One expert dataset fused series by series: :class:`DatasetFusion`.
+
+Each (period, symbol) series of the base panel is fused, trimmed by the dataset's policies, checked and
+written as one partition of ``<dataset>/full_merged_with_fundamentals/``; what the audits, the group summary
+and the column lists need is accumulated on the way (counts, sums, extremes), so no finished table is kept.
+Several datasets can be fed the same symbol in turn (:func:`src.fuse_fundamentals.run_with_config` does), so
+each raw source is parsed once per run and forgotten after its symbol.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src import fundamentals as fu
+from src.build_stages import to_float32
+from src.fuse_config import FusionJob
+from src.fusion import KEYS, FusionInputs, apply_intersect, apply_missing_threshold, compute_fused
+from src.merging import order_columns
+from utils.errors import ConfigError, DataError
+from utils.partitioned import write_meta, write_partition
+from utils.timeline import ROW_KEY, target_columns
+
+logger = logging.getLogger(__name__)
+
+DATASET_DIR = "full_merged_with_fundamentals"
+
+
+@dataclass
+class _Moments:
+    """Per-column count, mean, M2 (Chan's parallel update), min and max, merged part by part."""
+
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> _Moments:
+        ok = ~np.isnan(values)
+        n = ok.sum(axis=0).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), 0.0)
+            m2 = np.nansum((values - mean) ** 2, axis=0)
+        empty = np.full(values.shape[1], np.nan)
+        lo = np.nanmin(np.where(ok, values, np.inf), axis=0) if len(values) else empty
+        hi = np.nanmax(np.where(ok, values, -np.inf), axis=0) if len(values) else empty
+        return cls(n, mean, m2, np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan))
+
+    def merge(self, other: _Moments) -> _Moments:
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(n > 0, other.count / np.maximum(n, 1), 0.0)
+        return _Moments(n, self.mean + delta * share, self.m2 + other.m2 + delta ** 2 * self.count * share,
+                        np.fmin(self.lo, other.lo), np.fmax(self.hi, other.hi))
+
+
+@dataclass
+class _Audit:
+    """What ``fuse_audit/`` and ``dataset_group_summary.csv`` need, accumulated series by series."""
+
+    columns: list[str]
+    rows: int = 0
+    per_period: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+    moments: _Moments | None = None
+    sources: dict[tuple[str, str], dict] = field(default_factory=dict)
+    panel: list[dict] = field(default_factory=list)
+    summary: list[pd.DataFrame] = field(default_factory=list)
+    dropped_missing: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+
+    def add_sources(self, audit: list[dict]) -> None:
+        """A source audited once per series: keep its own figures once, add up the stale rows."""
+        for row in audit:
+            key = (row["source"], row["symbol"])
+            if key in self.sources:
+                self.sources[key]["stale_rows"] += row["stale_rows"]
+            else:
+                self.sources[key] = dict(row)
+
+    def add_table(self, table: pd.DataFrame, period: str, symbol: str) -> None:
+        values = table[self.columns].to_numpy(dtype=np.float64)
+        n, present = self.per_period.get(period, (0, np.zeros(len(self.columns))))
+        self.per_period[period] = (n + len(table), present + (~np.isnan(values)).sum(axis=0))
+        part = _Moments.of(values)
+        self.moments = part if self.moments is None else self.moments.merge(part)
+        a = fu.time_audit(table["timestamp"])
+        self.panel.append({"source": "panel", "symbol": symbol, "period": period, **a,
+                           "gaps": int(table["gap_before"].sum()) if "gap_before" in table else a["gaps"],
+                           "stale_rows": 0})
+        self.rows += len(table)
+
+    def frames(self, fused: list[str], skipped_rows: list[dict]) -> dict[str, pd.DataFrame]:
+        """The three ``fuse_audit/`` tables over the fused columns still in the dataset."""
+        idx = [self.columns.index(c) for c in fused]
+        cover = pd.DataFrame({p: present[idx] / max(n, 1) for p, (n, present) in sorted(self.per_period.items())},
+                             index=pd.Index(fused, name="column"))
+        m = self.moments
+        if fused and m is not None:
+            total = sum(n for n, _ in self.per_period.values())
+            cover["all"] = m.count[idx] / max(total, 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                std = np.sqrt(m.m2[idx] / (m.count[idx] - 1))
+            stats = pd.DataFrame({"count": m.count[idx].astype(np.int64),
+                                  "null_fraction": 1.0 - m.count[idx] / max(total, 1),
+                                  "mean": np.where(m.count[idx] > 0, m.mean[idx], np.nan), "std": std,
+                                  "min": m.lo[idx], "max": m.hi[idx]}, index=pd.Index(fused, name="column"))
+        else:
+            cover, stats = pd.DataFrame(), pd.DataFrame()
+        by_symbol = sorted((r for r in self.sources.values() if r["symbol"] != "*"), key=lambda r: r["symbol"])
+        panel = sorted(self.panel, key=lambda r: (r["symbol"], r["period"]))
+        rows = by_symbol + [r for r in self.sources.values() if r["symbol"] == "*"] + skipped_rows + panel
+        return {"coverage.csv": cover.rename_axis("column").reset_index(),
+                "column_stats.csv": stats.rename_axis("column").reset_index(),
+                "time_audit.csv": pd.DataFrame(rows)}
+
+
+def group_summary(before: pd.DataFrame, after: pd.DataFrame, stale: pd.Series, *stats: dict) -> pd.DataFrame:
+    """``dataset_group_summary.csv``: one row per (symbol, period) of the base panel."""
+    groups = before.groupby(KEYS, sort=True).size().rename("rows_before").to_frame()
+    kept = after.groupby(KEYS, sort=True)["timestamp"].agg(["size", "min", "max"])
+    out = groups.join(kept.rename(columns={"size": "rows", "min": "first_timestamp", "max": "last_timestamp"}))
+    out["rows"] = out["rows"].fillna(0).astype(np.int64)
+    for name in ("missing_threshold_rows", "missing_threshold_cols_count", "intersect_trimmed_rows",
+                 "intersect_all_null_cols_count"):
+        out[name] = [int(next((s[k][name] for s in stats if k in s and name in s[k]), 0)) for k in out.index]
+    out["stale_values"] = stale.groupby([before["symbol"], before["period"]]).sum().reindex(out.index).fillna(0)
+    out["stale_values"] = out["stale_values"].astype(np.int64)
+    return out.reset_index()
+
+
+def check_series(table: pd.DataFrame, name: str, fused: list[str]) -> None:
+    """The output checks that hold series by series (keys unique and increasing, finite fused values)."""
+    if table.duplicated(list(ROW_KEY)).any():
+        raise DataError(f"dataset {name}: duplicated (symbol, period, timestamp) rows after fusion")
+    order = table["timestamp"].diff().dropna()
+    if (order <= pd.Timedelta(0)).any():
+        raise DataError(f"dataset {name}: timestamps are not strictly increasing within (symbol, period)")
+    if fused and np.isinf(table[fused].to_numpy(dtype=np.float64)).any():
+        raise DataError(f"dataset {name}: infinite values in fused columns")
+
+
+class DatasetFusion:
+    """Fuse one dataset into ``staging`` series by series (:meth:`add` per symbol, then :meth:`finish`).
+
+    ``dead``: intersect columns already known to be null everywhere (a second pass; see :meth:`finish`).
+    """
+
+    def __init__(self, job: FusionJob, inputs: FusionInputs, staging: Path, ds, skipped: dict[str, list[str]],
+                 dead: list[str] | None = None) -> None:
+        self.job, self.inputs, self.staging, self.ds, self.skipped = job, inputs, staging, ds, skipped
+        self.name = ds.extra_field
+        self.dead = list(dead or [])
+        self.fused: list[str] | None = None
+        self.groups: dict[str, list[str]] = {}
+        self.intersect: list[str] = []
+        self.present: dict[str, bool] = {}
+        self.partitions: list[tuple[str, str]] = []
+        self.columns: list[str] = []
+        self.audit: _Audit | None = None
+        self.inter_stats: dict = {}
+        self.miss_stats: dict = {}
+
+    def _fused_columns(self, first: dict[str, list[str]]) -> list[str]:
+        """Every fused column in a fixed order: symbol groups (canonical order), then global groups."""
+        sym_groups, glob_groups = self.ds.groups()
+        cols = [c for g in sym_groups for c in fu.group_columns(g)]
+        return cols + [c for g in glob_groups for c in first.get(f"global.{g}", [])]
+
+    def _intersect_columns(self, table: pd.DataFrame) -> list[str]:
+        pol = self.ds.no_nan_policy
+        if not pol.enabled:
+            return []
+        if pol.scope == "onchain" and any("global.onchain" in g for g in self.skipped.values()):
+            return []
+        cols = self.groups.get("global.onchain", []) if pol.scope == "onchain" else pol.columns
+        unknown = [c for c in cols if c not in table.columns]
+        if unknown:
+            raise ConfigError(f"dataset {self.name}: key 'no_nan_policy.columns': {unknown} are not columns of the "
+                              f"fused table; fused columns: {self.fused}")
+        if not cols:
+            raise ConfigError(f"dataset {self.name}: no_nan_policy scope 'onchain' needs include_global.onchain: "
+                              f"true")
+        return list(cols)
+
+    def _table(self, base: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        job = self.job
+        result = compute_fused(base, self.ds, self.inputs, job.publication_lag_hours, job.max_staleness_hours,
+                               job.global_files, self.skipped)
+        if self.fused is None:
+            self.groups = dict(result.groups)
+            self.fused = self._fused_columns(result.groups)
+        else:
+            for group, cols in result.groups.items():
+                self.groups.setdefault(group, cols)
+        if self.audit is None:
+            self.audit = _Audit(columns=[c for c in self.fused if c not in self.dead])
+        self.audit.add_sources(result.audit)
+        targets = target_columns(base)
+        fused = pd.DataFrame({c: result.columns.get(c, np.full(len(base), np.nan)) for c in self.fused},
+                             index=base.index)
+        return pd.concat([base.drop(columns=targets), fused, base[targets]], axis=1), result.stale
+
+    def add(self, symbol: str) -> None:
+        """Fuse every period of ``symbol`` this dataset takes, one partition each."""
+        for period, sym in self.inputs.base.partitions(self.job.periods):
+            if sym == symbol:
+                self._add_series(period, symbol)
+
+    def _add_series(self, period: str, symbol: str) -> None:
+        base = self.inputs.base.read(period, symbol)
+        table, stale = self._table(base)
+        if not self.intersect and self.ds.no_nan_policy.enabled:
+            self.intersect = self._intersect_columns(table)
+        stats_i, stats_m = {}, {}
+        if self.intersect:
+            for c in self.intersect:
+                self.present[c] = self.present.get(c, False) or bool(table[c].notna().any())
+            table, stats_i, _ = apply_intersect(table, self.intersect, dead=self.dead)
+        live = [c for c in self.fused if c not in self.dead]
+        if self.ds.max_missing_ratio is not None:
+            table, stats_m, dropped = apply_missing_threshold(table, live, self.ds.max_missing_ratio)
+            self.audit.dropped_missing = self.audit.dropped_missing.add(dropped, fill_value=0)
+        table = table.drop(columns=[c for c in self.dead if c in table.columns]).reset_index(drop=True)
+        if self.job.validate:
+            check_series(table, self.name, live)
+        self.inter_stats.update(stats_i)
+        self.miss_stats.update(stats_m)
+        self.audit.summary.append(group_summary(base, table, pd.Series(stale, index=base.index), stats_i, stats_m))
+        self.audit.add_table(table, period, symbol)
+        table = to_float32(table)
+        write_partition(table, self.staging / DATASET_DIR, period, symbol)
+        self.partitions.append((period, symbol))
+        seen = set(self.columns)
+        self.columns += [c for c in table.columns if c not in seen]
+
+    def newly_dead(self) -> list[str]:
+        """Intersect columns null in every series, not yet known as such (the dataset must be fused again)."""
+        return [c for c in self.intersect if not self.present.get(c, False) and c not in self.dead]
+
+    def finish(self) -> None:
+        """Record the dataset's partition list and columns (``_dataset.json``); raise when no row is left."""
+        if self.audit is None or self.audit.rows == 0:
+            raise DataError(f"dataset {self.name}: no rows left after the missing-ratio / intersect policies; relax "
+                            f"max_missing_ratio or the no_nan_policy columns (see dataset_group_summary.csv of a "
+                            f"looser run)")
+        order = {p: i for i, p in enumerate(self.inputs.base.periods)}
+        parts = sorted(self.partitions, key=lambda p: (order[p[0]], p[1]))
+        cols = list(order_columns(pd.DataFrame(columns=["symbol", "period", *self.columns])).columns)
+        write_meta(self.staging / DATASET_DIR, parts, cols, self.audit.rows)

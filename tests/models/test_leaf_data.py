@@ -1,0 +1,45 @@
+"""A leaf reads only its period and usable columns, from a parquet file or a partitioned dataset alike."""
+
+import numpy as np
+import pandas as pd
+
+from models.leaf_config import load_leaf
+from models.leaf_data import data_source, read_table
+from models.training import run
+from models.window_dataset import build_window_data
+from tests.models.conftest import write_leaf
+
+
+def test_projection_reads_the_leaf_period_and_columns_only(leaf_path):
+    leaf = load_leaf(leaf_path)
+    whole = pd.read_parquet(leaf.model.data.path)
+    got = read_table(leaf.model.data.path, leaf)
+    assert set(got["period"]) == {"1h"} and len(got) == int((whole["period"] == "1h").sum())
+    assert {"ret_1", "rsi_14", "close", "time_idx", "gap_before", "target_logreturn_h4"} <= set(got.columns)
+    assert "rsi_6" not in got.columns and got.shape[1] < whole.shape[1] / 4  # not a view of the wide table
+
+
+def test_partitioned_dataset_gives_the_same_windows_as_the_single_file(leaf_path, small_panel, tmp_path):
+    single = load_leaf(leaf_path)
+    dataset = small_panel["base_csv"].with_suffix("")  # the build's merged/full_merged/period=/symbol=/
+    parted = load_leaf(write_leaf(tmp_path / "p", dataset))
+    assert data_source(dataset) == dataset
+    a, b = build_window_data(single), build_window_data(parted)
+    assert a.features == b.features and a.categories == b.categories
+    for name in a.splits:
+        np.testing.assert_array_equal(a.splits[name], b.splits[name])
+    np.testing.assert_allclose(a.x.numpy(), b.x.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(a.y.numpy(), b.y.numpy())
+
+
+def test_training_runs_on_a_dataset_without_its_single_file_export(small_panel, tmp_path, monkeypatch):
+    """``data.path: .../X.parquet`` reads ``.../X/`` when only the partitioned dataset was written."""
+    monkeypatch.chdir(tmp_path)
+    dataset = small_panel["base_csv"].with_suffix("")
+    link = tmp_path / "panel.parquet"
+    assert not link.exists()
+    (tmp_path / "panel").symlink_to(dataset, target_is_directory=True)
+    leaf = load_leaf(write_leaf(tmp_path, link))
+    assert data_source(link) == tmp_path / "panel"
+    result = run(leaf)
+    assert result.best_score is not None and (leaf.ckpt_dir / "last.ckpt").is_file()
