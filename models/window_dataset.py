@@ -361,13 +361,16 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, rows: np.ndarray | list[int]) -> dict[str, torch.Tensor]:
         d = self.data
-        end = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        window = end[:, None] + self._offsets[None, :]
+        end_np = np.asarray(rows, dtype=np.int64)
+        end = torch.from_numpy(end_np)
+        window = end_np[:, None] + self._offsets.numpy()[None, :]
+        # The gathers run in numpy (one thread, zero-copy views of the tensors): torch's indexing kernel splits
+        # these small gathers over its thread pool and stalls when the cores are busy (bench/RESULTS.md).
         return {
-            "encoder_cont": d.x[window],
-            "decoder_known": d.known[end],
-            "static_cat": d.static[end],
-            "target": d.y[end],
+            "encoder_cont": torch.from_numpy(d.x.numpy()[window]),
+            "decoder_known": torch.from_numpy(d.known.numpy()[end_np]),
+            "static_cat": torch.from_numpy(d.static.numpy()[end_np]),
+            "target": torch.from_numpy(d.y.numpy()[end_np]),
             "row": end,
             # identifiers and the decision bar's close travel with the batch for prediction output
             "time_idx": self._time_idx[end],
