@@ -39,6 +39,7 @@ from utils.cli import add_output_flags, guarded
 from utils.errors import DataError
 from utils.io import read_frame, write_csv, write_parquet
 from utils.locks import output_lock
+from utils.partitioned import is_partitioned, panel_columns, read_partitioned
 from utils.paths import rebase
 from utils.timeline import period_delta
 
@@ -140,8 +141,23 @@ def _fundamentals(path: Path | None, data_path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path, columns=["symbol", "period", "timestamp", *FUNDAMENTAL_SOURCES])
 
 
-def read_panel(path: str | Path) -> pd.DataFrame:
-    """The merged panel (pkl, parquet or csv)."""
+#: What the stacking table takes from the panel (its targets too): row keys and the regime fields' inputs.
+PANEL_COLUMNS = ("time_idx", "gap_before", "high", "low", "close", "volume", *FUNDAMENTAL_SOURCES)
+
+
+def read_panel(path: str | Path, periods: list[str] | None = None) -> pd.DataFrame:
+    """The merged panel (pkl, parquet or csv), or the build's partitioned panel when the file is not there.
+
+    ``data/pkl_merged/full_merged.pkl`` (an export a large build does not write) resolves to the partitioned
+    ``data/merged/full_merged/``, read through a projection: ``periods`` and the columns the table needs.
+    """
+    path = Path(path)
+    for root in (path, path.with_suffix(""), path.parent.parent / "merged" / path.stem):
+        if not path.is_file() and is_partitioned(root):
+            names = panel_columns(root)
+            keys = ("symbol", "period", "timestamp", *PANEL_COLUMNS)
+            keep = [c for c in names if c in keys or c.startswith("target_")]
+            return read_partitioned(root, periods=periods, columns=keep)
     return read_frame(path, "--data-path {path} not found; build it with python src/build_full_merged.py")
 
 
@@ -149,7 +165,7 @@ def build(predictions_root: str | Path, data_path: str | Path, splits: list[str]
           fundamentals_path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(z_train table, coverage per expert)."""
     rows = read_predictions(predictions_root, splits or ["oof"])
-    panel = read_panel(data_path)
+    panel = read_panel(data_path, sorted(rows["period"].unique()))
     # predictions of another dataset (other symbols or periods under the same predictions root) do not belong
     # to this panel: stacking them would add rows without targets
     pairs = pd.MultiIndex.from_frame(panel[["symbol", "period"]].drop_duplicates())

@@ -46,11 +46,13 @@ from features.selection.filter_stage import FilterStage, TargetInfo
 from features.selection.tree_perm import TreePermStage
 from features.selection.wrapper import WrapperStage
 from models.leaf_config import TargetsConfig
+from models.leaf_data import data_source
 from utils.cli import add_output_flags, guarded
 from utils.config import load_config
 from utils.errors import ConfigError, DataError
 from utils.io import read_csv_fast, read_frame, write_csv, write_json, write_text
 from utils.locks import output_lock
+from utils.partitioned import is_partitioned, read_meta, read_partitioned
 from utils.paths import rebase
 from utils.timeline import PERIODS, TimeSplit, embargo_bars, feature_columns, time_at_share
 
@@ -87,9 +89,24 @@ def expert_targets(cfg: ScreeningConfig, expert: str) -> list[TargetInfo]:
     return list(seen.values())
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """An expert table (parquet, pkl or csv)."""
-    return read_frame(path, "pkl_path {path} not found; build the expert tables with python -m src.fuse_fundamentals")
+def read_table(path: str | Path, periods: list[str] | None = None) -> pd.DataFrame:
+    """An expert table (partitioned dataset, parquet, pkl or csv); only ``periods`` of a partitioned one.
+
+    ``.../full_merged_with_fundamentals.pkl`` reads the partitioned ``.../full_merged_with_fundamentals/`` when the
+    fusion wrote no single file (above its export limit).
+    """
+    src = data_source(path)
+    if is_partitioned(src):
+        return read_partitioned(src, periods=periods)
+    return read_frame(src, "pkl_path {path} not found; build the expert tables with python -m src.fuse_fundamentals")
+
+
+def table_periods(path: str | Path) -> list[str] | None:
+    """The periods of a partitioned table from its partition list (no data read), else None."""
+    src = data_source(path)
+    if not is_partitioned(src):
+        return None
+    return list(dict.fromkeys(p for p, _ in read_meta(src)["partitions"]))
 
 
 def outer_split(frame: pd.DataFrame, cfg: ScreeningConfig, period: str, horizon: int,
@@ -246,7 +263,7 @@ def _read(path: Path) -> pd.DataFrame | None:
 def screen_modality(cfg: ScreeningConfig, expert: str, modality: str, path: str, targets: list[TargetInfo],
                     force: bool, table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[PeriodData]]:
     """Run (or reuse) stages 1-4 for one table (read from ``path`` unless given); evidence table and period data."""
-    table = read_table(path) if table is None else table
+    table = read_table(path, cfg.periods) if table is None else table
     data = [period_data(table, modality, p, targets, cfg, path) for p in cfg.periods]
     root = Path(cfg.output_root) / expert / modality
     dirs = {"filter": root / "stage1_filter", "embedded": root / "stage2_embedded", "tree_perm": root / "tree_perm",
@@ -354,8 +371,9 @@ def run_expert(cfg: ScreeningConfig, expert: str, force: bool = False, wait: boo
 
 def _run_expert(cfg: ScreeningConfig, expert: str, force: bool) -> dict:
     entry = cfg.experts[expert]
-    base = read_table(entry.pkl_path)
-    present = present_periods(base, entry.pkl_path)
+    listed = table_periods(entry.pkl_path)  # a partitioned table is read later, period by period as needed
+    base = None if listed is not None else read_table(entry.pkl_path)
+    present = [p for p in PERIODS if p in listed] if listed is not None else present_periods(base, entry.pkl_path)
     if cfg.periods is None:
         cfg = dataclasses.replace(cfg, periods=present)
         logger.info("%s: periods present in %s: %s", expert, entry.pkl_path, cfg.periods)

@@ -49,7 +49,7 @@ def run_stage3_alone(cfg: ScreeningConfig, experts: list[str] | None, targets: l
         if targets:
             wanted = [t for t in wanted if t.name in targets]
         path = cfg.experts[expert].pkl_path
-        table = read_table(path)  # once for all periods
+        table = read_table(path, cfg.periods)  # once for all periods
         data = [period_data(table, "base", p, wanted, cfg, path) for p in cfg.periods]
         # the columns stage 1 would drop before testing (all-NaN, constant, levels) are no candidates here
         data = [dataclasses.replace(d, features=[f for f in d.features if f not in drop_reasons(

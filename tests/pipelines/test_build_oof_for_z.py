@@ -126,3 +126,14 @@ def test_predictions_of_another_dataset_are_ignored(setup, caplog):
     shutil.rmtree(root / "Alpha-Dir-TFT")
     with pytest.raises(DataError, match=r"no prediction under .* is for a symbol and period of"):
         build(root, data)
+
+
+def test_panel_falls_back_to_the_partitioned_dataset_through_a_projection(small_panel, tmp_path):
+    """A build above the export limit writes no full_merged.pkl: the default --data-path reads the dataset."""
+    from pipelines.build_oof_for_z import read_panel
+
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "merged" / "full_merged").symlink_to(small_panel["base_csv"].with_suffix(""), target_is_directory=True)
+    panel = read_panel(tmp_path / "pkl_merged" / "full_merged.pkl", ["4h"])
+    assert set(panel["period"]) == {"4h"} and {"close", "volume", "target_binarytrend", "time_idx"} <= set(panel)
+    assert "rsi_14" not in panel.columns  # only what the stacking table needs

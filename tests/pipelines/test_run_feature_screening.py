@@ -291,3 +291,13 @@ def test_stage_weights_file_is_typed(tmp_path):
     path.write_text("weights: {filtr: 2.0}\n")
     with pytest.raises(ConfigError, match=r"w\.yaml: key 'weights' = \{'filtr': 2\.0\}: stages are"):
         load_config(path, StageWeights)
+
+
+def test_expert_table_falls_back_to_the_partitioned_dataset(small_panel, tmp_path):
+    from pipelines.run_feature_screening import read_table, table_periods
+
+    (tmp_path / "t").symlink_to(small_panel["base_csv"].with_suffix(""), target_is_directory=True)
+    assert table_periods(tmp_path / "t.pkl") == ["1h", "4h", "1d"]
+    part = read_table(tmp_path / "t.pkl", ["1d"])
+    assert set(part["period"]) == {"1d"} and part["symbol"].nunique() == 3
+    assert table_periods(small_panel["base_csv"].with_suffix(".parquet")) is None  # a single file: read it
