@@ -7,7 +7,9 @@ Usage::
 
 For each universe size a synthetic market (``python -m src.synthetic_market``, not timed) is generated once,
 then each stage runs in its own subprocess: ``src/build_full_merged.py`` (periods 1h,4h,1d) and
-``src/fuse_fundamentals.py`` (every shipped expert, base and rich). Per stage it prints wall time, CPU time
+``src/fuse_fundamentals.py`` (every shipped expert, base and rich) and, with ``train`` in ``--stages``, one
+30-batch epoch of Alpha-Dir-TFT 1h/base on the fused universe (its peak against its window tensors). Per stage it
+prints wall time, CPU time
 (user + sys of that process, from ``os.wait4``), peak RSS, output disk and rows, then the least-squares
 slopes per row (CPU us/row, KB of peak memory per row) and the ratio of the largest to the smallest peak.
 
@@ -33,11 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(cmd: list[str], cwd: Path) -> dict:
-    """Run ``cmd`` in its own process; wall seconds, CPU seconds and peak RSS (GiB) of that process."""
-    env = {**os.environ, "PYTHONPATH": str(cwd), "TQDM_DISABLE": "1"}
+def _run(cmd: list[str], tree: Path, cwd: Path | None = None) -> dict:
+    """Run ``cmd`` (code from ``tree``) in its own process; wall and CPU seconds and peak RSS (GiB) of that process."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd or tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     err = proc.stderr.read() if proc.stderr else ""
@@ -81,7 +83,39 @@ def _stages(tree: Path, raw: Path, data: Path, stages: list[str], export: str | 
         cmd = [py, "src/fuse_fundamentals.py", "--data-root", str(data), "--raw-dir", str(raw)]
         out["fusion"] = {**_run(cmd, tree), "rows": out.get("build", {}).get("rows", _rows(data)),
                          "disk_gib": _disk([data / "merged" / "expert_group"])}
+    if "train" in stages:
+        out["train"] = _train(tree, data)
     return out
+
+
+TRAIN_LEAF = "configs/experts/Alpha-Dir-TFT/1h/base/model_config.yaml"
+TRAIN_SETS = ["training.max_epochs=1", "training.limit_train_batches=30", "training.limit_val_batches=5",
+              "trainer.accelerator=cpu", "trainer.devices=1"]
+_TENSORS = """
+import sys
+from models.leaf_config import load_leaf
+from models.leaf_config import data_root_override
+from models.window_dataset import build_window_data
+leaf = load_leaf(sys.argv[1], data_root_override(sys.argv[1], sys.argv[2]))
+d = build_window_data(leaf)
+arrays = [d.x, d.y, d.known, d.static, d.y_raw, d.time_idx, d.timestamp, d.close]
+print(sum(a.nbytes if hasattr(a, "nbytes") else a.element_size() * a.nelement() for a in arrays), len(d.x))
+"""
+
+
+def _train(tree: Path, data: Path) -> dict:
+    """One epoch of Alpha-Dir-TFT 1h/base (30 batches) on the fused universe: peak RSS against its window tensors."""
+    config = str(tree / TRAIN_LEAF)
+    run_dir = data / "train_run"
+    run_dir.mkdir(exist_ok=True)
+    cmd = [sys.executable, str(tree / "train_multi_tft.py"), "--config", config, "--data-root", str(data)]
+    for item in TRAIN_SETS:
+        cmd += ["--set", item]
+    res = _run(cmd, tree, cwd=run_dir)
+    probe = subprocess.run([sys.executable, "-c", _TENSORS, config, str(data)], cwd=tree, capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
+    nbytes, rows = (int(v) for v in probe.stdout.split()[-2:])
+    return {**res, "rows": rows, "disk_gib": 0.0, "tensors_gib": nbytes / 2**30}
 
 
 def _slope(xs: list[float], ys: list[float]) -> float:
@@ -97,9 +131,12 @@ def _report(label: str, results: dict[int, dict[str, dict]]) -> dict[str, float]
         sizes = [n for n in sorted(results) if stage in results[n]]
         for n in sizes:
             r = results[n][stage]
+            over = r["peak_gib"] - r.get("tensors_gib", 0.0)
+            extra = (f"  window tensors {r['tensors_gib']:.2f} GiB (peak - tensors {over:.2f} GiB)"
+                     if "tensors_gib" in r else f"  disk {r['disk_gib']:6.2f} GiB")
             print(f"{label:5s} {stage:7s} {n:5d} symbols {r['rows']:>11,} rows  wall {r['wall_s']:8.1f} s  "
                   f"cpu {r['cpu_s']:8.1f} s  ({1e6 * r['cpu_s'] / r['rows']:6.1f} us/row)  peak "
-                  f"{r['peak_gib']:6.2f} GiB  disk {r['disk_gib']:6.2f} GiB")
+                  f"{r['peak_gib']:6.2f} GiB{extra}")
         rows = [results[n][stage]["rows"] for n in sizes]
         cpu = _slope(rows, [results[n][stage]["cpu_s"] for n in sizes]) * 1e6
         mem = _slope(rows, [results[n][stage]["peak_gib"] * 2**20 for n in sizes])

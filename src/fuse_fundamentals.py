@@ -6,8 +6,10 @@ Usage::
     python -c "from src.fuse_fundamentals import run_with_config; \\
                run_with_config('pipelines/configs/fuse_fundamentals.yaml')"
 
-Each dataset ``<Expert>_<base|rich>`` is written to ``data/merged/expert_group/<name>/``:
-``full_merged_with_fundamentals.{csv,pkl,parquet}``, ``full_merged_slim.csv``,
+Each dataset ``<Expert>_<base|rich>`` is written to ``data/merged/expert_group/<name>/``, series by series
+(:mod:`src.fusion_stream`): the partitioned ``full_merged_with_fundamentals/period=<tf>/symbol=<SYMBOL>/``, its
+exports ``full_merged_with_fundamentals.{csv,pkl,parquet}`` and ``full_merged_slim.csv`` (``post_convert``; by
+default up to 2M rows),
 ``fundamental_columns.txt``, ``dataset_group_summary.csv``, ``missing_threshold_columns.txt``,
 ``intersect_columns.txt``, ``intersect_columns_all_null.txt``, ``fuse_audit/`` and
 ``config_snapshot.yaml``; ``reports/datasets/experts_group_summary.csv`` summarizes all datasets.

@@ -86,6 +86,7 @@ class BasePanel:
         self.path = Path(base_csv)
         self.root = _partitioned_base(self.path)
         self._frame: pd.DataFrame | None = None
+        self._series: dict[tuple[str, str], pd.DataFrame] = {}
         if self.root is not None:
             self.parts = [tuple(p) for p in read_meta(self.root)["partitions"]]
         else:
@@ -106,10 +107,20 @@ class BasePanel:
         return sorted(chosen, key=lambda p: (p[1], order[p[0]]))
 
     def read(self, period: str, symbol: str) -> pd.DataFrame:
-        """One series, checked (required columns, no duplicated timestamps)."""
+        """One series, checked (required columns, no duplicated timestamps); kept until :meth:`forget`, so the
+        datasets of a run that take the same symbol in turn read it once."""
         if self._frame is not None:
             return self._frame.iloc[self._rows[(period, symbol)]].reset_index(drop=True)
-        return _check_base(read_partitioned(self.root, periods=[period], symbols=[symbol]), self.path)
+        key = (period, symbol)
+        if key not in self._series:
+            self._series[key] = _check_base(read_partitioned(self.root, periods=[period], symbols=[symbol]),
+                                            self.path)
+        return self._series[key].copy()
+
+    def forget(self, symbol: str) -> None:
+        """Drop ``symbol``'s series read so far."""
+        for key in [k for k in self._series if k[1] == symbol]:
+            del self._series[key]
 
 
 @dataclass
@@ -122,7 +133,8 @@ class FusionInputs:
     _cache: dict = field(default_factory=dict)
 
     def evict(self, symbol: str) -> None:
-        """Forget ``symbol``'s parsed sources (a run that goes symbol by symbol is done with it)."""
+        """Forget ``symbol``'s parsed sources and series (a run that goes symbol by symbol is done with it)."""
+        self.base.forget(symbol)
         for key in [k for k in self._cache if len(k) == 3 and k[1] == symbol]:
             del self._cache[key]
 
