@@ -25,9 +25,9 @@ class FeatureScaler:
 
     def fit(self, x: np.ndarray, groups: np.ndarray | None = None) -> FeatureScaler:
         """Learn means and standard deviations from ``x`` (rows of the fit window only; ``groups`` is ignored)."""
-        with np.errstate(all="ignore"):
-            self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
-            std = np.nanstd(x, axis=0)
+        with np.errstate(all="ignore"):  # float64 statistics of float32 inputs, without a float64 copy of them
+            self.mean_ = np.nan_to_num(np.nanmean(x, axis=0, dtype=np.float64))
+            std = np.nanstd(x, axis=0, dtype=np.float64)
         self.scale_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         return self
 

@@ -327,6 +327,7 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
     else:  # fractions become dates once, here; the checkpoint and config_snapshot.yaml keep the dates
         leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
         data = build_window_data(leaf, table)
+    del table  # a table read here is released: the windows hold all that training and prediction need
     module = MyTFTModule(make_spec(leaf, data))
     if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
         ws = leaf.weights.warm_start

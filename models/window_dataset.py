@@ -160,10 +160,23 @@ def leaf_rows(leaf: Leaf, table: pd.DataFrame) -> pd.DataFrame:
     m = leaf.model
     if m.data.symbols:
         table = table[table["symbol"].isin(m.data.symbols)]
-    rows = table[table["period"] == m.period].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    rows = table[table["period"] == m.period] if not (table["period"] == m.period).all() else table
+    if not _sorted_by_symbol_time(rows):
+        rows = rows.sort_values(["symbol", "timestamp"])
+    rows = rows if isinstance(rows.index, pd.RangeIndex) and rows.index.start == 0 else rows.reset_index(drop=True)
     if rows.empty:
         raise DataError(f"{leaf.config_path}: no {m.period} rows in {m.data.path}")
     return rows
+
+
+def _sorted_by_symbol_time(frame: pd.DataFrame) -> bool:
+    """Whether rows are already ordered by symbol, then time (a projected read is): no sorted copy needed."""
+    sym = frame["symbol"].to_numpy()
+    if len(sym) < 2:
+        return True
+    same = sym[1:] == sym[:-1]
+    ts = pd.DatetimeIndex(frame["timestamp"]).asi8
+    return bool((sym[1:] >= sym[:-1]).all() and (np.diff(ts)[same] > 0).all())
 
 
 def resolve_split(leaf: Leaf, ts: pd.Series) -> Leaf:
@@ -266,6 +279,16 @@ def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray
     return fx, fy
 
 
+def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """``fx.transform`` block by block into one float32 array: the float64 temporaries of the scaling stay the
+    size of a block, not of the table (a universe's window tensor is most of a training run's memory)."""
+    out = np.empty(raw_x.shape, dtype=np.float32)
+    for start in range(0, len(raw_x), block):
+        rows = slice(start, start + block)
+        out[rows] = fx.transform(raw_x[rows], symbols[rows])
+    return out
+
+
 def _scaled_targets(raw_y: np.ndarray, fy: Scaler, symbols: np.ndarray) -> np.ndarray:
     """Targets scaled row by row with the statistics of the row's symbol (NaN, an unknown outcome, stays NaN)."""
     mean, scale = fy.row_stats(symbols)
@@ -320,7 +343,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     spans = time_split.masks(ts)
     selected, excluded = select_features(table, leaf, np.flatnonzero(spans["train"]), levels)
     features = _same_features(selected, features, m.data.path)
-    raw_x = table[features].to_numpy(dtype=np.float64)
+    raw_x = table[features].to_numpy(dtype=np.float32)  # the panel's features are float32 on disk
     raw_y = table[targets].to_numpy(dtype=np.float64)
     enough_history = np.arange(len(table)) - segment_start(table) >= L - 1
     splits = _split_rows(enough_history, np.isfinite(raw_y).all(axis=1), spans)
@@ -333,7 +356,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     cats, static = _encodings(table, m.period, categories)
     known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
     return WindowData(
-        x=torch.from_numpy(fx.transform(raw_x, symbols)), y=torch.from_numpy(y), y_raw=raw_y,
+        x=torch.from_numpy(_transform_rows(fx, raw_x, symbols)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
         time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
