@@ -321,11 +321,12 @@ def resolve_raw_dir(cfg_raw_dir: str | None, base_csv: str | Path, override: str
 
 def run_with_config(path: str | Path, experts: Iterable[str] | None = None, *, raw_dir: str | None = None,
                     missing_sources_mode: str | None = None, data_root: str | None = None,
-                    wait: bool = True) -> dict[str, FuseResult]:
+                    wait: bool = True, export: str | None = None) -> dict[str, FuseResult]:
     """Fuse every dataset of ``experts_map`` (or only ``experts``) as configured in ``path``.
 
     ``raw_dir``, ``missing_sources_mode`` and ``data_root`` override the config (``--raw-dir``,
-    ``--missing-sources``, ``--data-root``).
+    ``--missing-sources``, ``--data-root``); ``export`` (``--export``: ``auto``, ``none`` or a comma list of
+    csv, pkl, parquet) replaces every dataset's ``post_convert``.
 
     Returns
     -------
@@ -341,8 +342,21 @@ def run_with_config(path: str | Path, experts: Iterable[str] | None = None, *, r
         if ds.extra_field != f"{expert}_{modality}":
             logger.warning("%s: extra_field %r differs from the convention %r", expert, ds.extra_field,
                            f"{expert}_{modality}")
+    if export is not None:
+        jobs = [(e, m, p, _post_convert(export)) for e, m, p, _ in jobs]
     with output_lock(output_root, wait, "fusion"):
         return _run_jobs(cfg, path, jobs, datasets, base_csv, output_root, raw_dir)
+
+
+def _post_convert(export: str) -> PostConvert:
+    """``--export``: ``auto`` (each form up to the row limit), ``none``, or the forms named (csv, pkl, parquet)."""
+    if export == "auto":
+        return PostConvert()
+    chosen = set() if export == "none" else {e.strip() for e in export.split(",") if e.strip()}
+    unknown = sorted(chosen - {"csv", "pkl", "parquet"})
+    if unknown:
+        raise ConfigError(f"--export {export!r}: unknown export(s) {unknown}; use auto, none, or csv,pkl,parquet")
+    return PostConvert(csv="csv" in chosen, pkl="pkl" in chosen, parquet="parquet" in chosen)
 
 
 def _run_jobs(cfg: FuseConfig, path: str | Path, jobs: list, datasets: dict, base_csv: Path, output_root: Path,
@@ -375,12 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--raw-dir", help="raw folder of the fundamentals (default: the one the build used)")
     p.add_argument("--missing-sources", choices=["error", "skip"],
                    help="a source without raw files: stop listing all of them (error), or leave them out (skip)")
+    p.add_argument("--export", help="single-file forms beside each partitioned dataset: auto (default: the "
+                                    "config's post_convert), none, or a comma list of csv,pkl,parquet")
     add_output_flags(p, "fusion writes the same folder")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
     experts = [e.strip() for e in args.experts.split(",")] if args.experts else None
     return guarded(run_with_config, args.config, experts, raw_dir=args.raw_dir,
-                   missing_sources_mode=args.missing_sources, data_root=args.data_root, wait=not args.no_wait)
+                   missing_sources_mode=args.missing_sources, data_root=args.data_root, wait=not args.no_wait,
+                   export=args.export)
 
 
 if __name__ == "__main__":

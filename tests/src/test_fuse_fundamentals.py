@@ -415,3 +415,13 @@ def test_an_intersect_column_null_everywhere_is_dropped_and_the_dataset_fused_ag
     assert "null in every series; dropped, and the dataset fused again" in caplog.text
     assert "funding_rate" not in res.table.columns and "funding_rate" not in res.fundamental_columns
     assert res.table.groupby(["symbol", "period"])["premium_index_z_7d"].apply(lambda s: s.notna().iloc[0]).all()
+
+
+def test_export_flag_replaces_post_convert(tmp_path, small_panel, caplog):
+    assert main(["--config", str(_config(tmp_path, small_panel, experts=("Risk-TFT",))), "--export", "none"]) == 0
+    out = tmp_path / "expert_group" / "Risk-TFT_base"
+    names = {p.name for p in out.iterdir()}
+    assert "full_merged_with_fundamentals" in names and not any(n.startswith("full_merged_with_fundamentals.")
+                                                                  for n in names)
+    assert main(["--config", str(_config(tmp_path, small_panel)), "--export", "csv,xls"]) == 2
+    assert "--export 'csv,xls': unknown export(s) ['xls']" in caplog.text
