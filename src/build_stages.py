@@ -5,7 +5,7 @@
 2. :func:`stage_periods` resamples each symbol to every period and parks the bars; the union of each
    period's timestamps (an equity market's trading bars) is all that is kept.
 3. :func:`stage_partitions` computes indicators, bar numbers and targets per (period, symbol) and writes each
-   as one partition of the merged panel (``utils.partitioned``), features as float32.
+   as one partition of the merged panel (``utils.partitioned``), features as float32 (:func:`float32_columns`).
 
 Only the ingest report rows, suspected ticks and timestamps stay in memory between symbols.
 """
@@ -18,18 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
-from src.bars import IngestReport, resample_ohlcv, suspect_ticks
+from src.bars import EXTRA_BAR_COLUMNS, IngestReport, resample_ohlcv, suspect_ticks
 from src.build_config import BuildConfig
 from src.generate_targets_auto import make_targets
-from src.indicating import LONGEST_WINDOW, indicating_main, indicator_columns
+from src.indicating import LONGEST_WINDOW, PRICE_COLUMNS, indicating_main
 from src.market_calendar import MarketSession, assign_time_idx, calendar_missing, detect_session
 from src.market_data import RawInventory, iter_price_bars
 from src.merging import order_columns
-from utils.io import write_csv
+from utils.io import write_csv_table
 from utils.partitioned import write_partition
-from utils.timeline import is_target, period_delta
+from utils.timeline import ID_COLUMNS, is_target, period_delta
 
 logger = logging.getLogger(__name__)
 
@@ -160,13 +161,16 @@ def _segments(bars: pd.DataFrame, sym: str, tf: str, session: MarketSession, cfg
     return idx["time_idx"].diff().gt(cfg.gap_bars(tf)).cumsum().to_numpy()
 
 
-def to_float32(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its float64 feature columns as float32 (prices, bar columns and targets keep float64).
+#: Columns that keep float64 although numeric: prices and bar columns (precision matters for returns).
+FLOAT64_KEPT = frozenset([*ID_COLUMNS, *PRICE_COLUMNS, *EXTRA_BAR_COLUMNS])
+
+
+def float32_columns(frame: pd.DataFrame) -> list[str]:
+    """The float64 feature columns of ``frame`` to store as float32 (prices, bar columns and targets keep float64).
 
     Features are model inputs, read as float32 by training; float32 halves the panel on disk and in memory.
     """
-    cols = [c for c in indicator_columns(frame) if frame[c].dtype == np.float64 and not is_target(c)]
-    return frame.astype(dict.fromkeys(cols, np.float32)) if cols else frame
+    return [c for c, t in frame.dtypes.items() if t == np.float64 and c not in FLOAT64_KEPT and not is_target(c)]
 
 
 @dataclass
@@ -200,7 +204,7 @@ def _partition(periods: PeriodStage, tf: str, sym: str, session: MarketSession, 
                             session, trading=trading)
     row["missing_bars"] = calendar_missing(panel["timestamp"], period_delta(tf), session, trading)
     row["gaps"] = int(panel["gap_before"].sum())
-    return to_float32(order_columns(pd.concat([panel, make_targets(panel, cfg.horizons)], axis=1)))
+    return order_columns(pd.concat([panel, make_targets(panel, cfg.horizons)], axis=1))
 
 
 def stage_partitions(periods: PeriodStage, cfg: BuildConfig, session: MarketSession, dataset: Path,
@@ -216,8 +220,10 @@ def stage_partitions(periods: PeriodStage, cfg: BuildConfig, session: MarketSess
     trading = {tf: periods.trading(tf) for tf in built}
     for tf, sym in tqdm(todo, desc="indicators+targets", unit="series"):
         frame = _partition(periods, tf, sym, session, cfg, trading[tf], rows[(sym, tf)])
-        write_partition(frame, dataset, tf, sym)
-        if targeted is not None:
-            write_csv(frame, targeted / tf / f"{sym}_{tf}.csv")
+        table = write_partition(frame, dataset, tf, sym, float32_columns(frame))
+        if targeted is not None:  # the export holds what the dataset holds (float32 features)
+            write_csv_table(table.add_column(0, "symbol", pa.array([sym] * len(frame), pa.string()))
+                            .add_column(1, "period", pa.array([tf] * len(frame), pa.string())),
+                            targeted / tf / f"{sym}_{tf}.csv")
         info.add(tf, sym, frame)
     return info

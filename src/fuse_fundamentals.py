@@ -111,7 +111,9 @@ def _exports(post: PostConvert, rows: int) -> list[str]:
     """The single-file forms to write: each ``post_convert`` flag, ``null`` = up to AUTO_EXPORT_MAX_ROWS rows."""
     auto = rows <= AUTO_EXPORT_MAX_ROWS
     out = [e for e in ("csv", "pkl", "parquet") if (getattr(post, e) if getattr(post, e) is not None else auto)]
-    return out + (["slim"] if auto or post.csv else [])
+    # the slim CSV: with csv: true, and up to the limit unless every form is turned off (--export none)
+    none = all(getattr(post, e) is False for e in ("csv", "pkl", "parquet"))
+    return out + (["slim"] if post.csv or (auto and not none) else [])
 
 
 def _write_outputs(tmp: Path, fusion: DatasetFusion, post: PostConvert, skipped_rows: list[dict],

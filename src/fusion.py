@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from src import fundamentals as fu
 from src.bars import infer_period
@@ -86,7 +87,7 @@ class BasePanel:
         self.path = Path(base_csv)
         self.root = _partitioned_base(self.path)
         self._frame: pd.DataFrame | None = None
-        self._series: dict[tuple[str, str], pd.DataFrame] = {}
+        self._series: dict[tuple, pd.DataFrame | pa.Table] = {}
         if self.root is not None:
             self.parts = [tuple(p) for p in read_meta(self.root)["partitions"]]
         else:
@@ -117,9 +118,17 @@ class BasePanel:
                                             self.path)
         return self._series[key].copy()
 
+    def arrow(self, period: str, symbol: str) -> pa.Table:
+        """One series as an Arrow table without ``symbol`` / ``period`` (converted once for every dataset)."""
+        key = ("arrow", period, symbol)
+        if key not in self._series:
+            frame = self.read(period, symbol)
+            self._series[key] = pa.Table.from_pandas(frame.drop(columns=["symbol", "period"]), preserve_index=False)
+        return self._series[key]
+
     def forget(self, symbol: str) -> None:
         """Drop ``symbol``'s series read so far."""
-        for key in [k for k in self._series if k[1] == symbol]:
+        for key in [k for k in self._series if k[-1] == symbol]:
             del self._series[key]
 
 

@@ -15,19 +15,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from src import fundamentals as fu
-from src.build_stages import to_float32
+from src.build_stages import FLOAT64_KEPT
 from src.fuse_config import FusionJob
 from src.fusion import KEYS, FusionInputs, apply_intersect, apply_missing_threshold, compute_fused
 from src.merging import order_columns
 from utils.errors import ConfigError, DataError
-from utils.partitioned import write_meta, write_partition
-from utils.timeline import ROW_KEY, target_columns
+from utils.partitioned import write_meta, write_table_partition
+from utils.timeline import ROW_KEY, is_target, target_columns
 
 logger = logging.getLogger(__name__)
 
 DATASET_DIR = "full_merged_with_fundamentals"
+#: Base columns the policies, checks and audits of a series need besides its fused columns.
+_SMALL_KEYS = ("symbol", "period", "timestamp", "gap_before")
 
 
 @dataclass
@@ -134,6 +137,23 @@ def group_summary(before: pd.DataFrame, after: pd.DataFrame, stale: pd.Series, *
     return out.reset_index()
 
 
+_STAT_NAMES = ("missing_threshold_rows", "missing_threshold_cols_count", "intersect_trimmed_rows",
+               "intersect_all_null_cols_count")
+
+
+def series_summary(symbol: str, period: str, rows_before: int, kept: pd.Series, stale: int,
+                   *stats: dict) -> pd.DataFrame:
+    """The :func:`group_summary` row of one series (without a groupby: a fusion writes thousands)."""
+    key = (symbol, period)
+    some = len(kept) > 0
+    row = {"symbol": symbol, "period": period, "rows_before": rows_before, "rows": len(kept),
+           "first_timestamp": kept.min() if some else pd.NaT, "last_timestamp": kept.max() if some else pd.NaT}
+    for name in _STAT_NAMES:
+        row[name] = int(next((s[key][name] for s in stats if key in s and name in s[key]), 0))
+    row["stale_values"] = stale
+    return pd.DataFrame([row])
+
+
 def check_series(table: pd.DataFrame, name: str, fused: list[str]) -> None:
     """The output checks that hold series by series (keys unique and increasing, finite fused values)."""
     if table.duplicated(list(ROW_KEY)).any():
@@ -188,7 +208,8 @@ class DatasetFusion:
                               f"true")
         return list(cols)
 
-    def _table(self, base: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def _fused(self, base: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """The series' keys and fused columns (policies work on these only), and its stale cells per row."""
         job = self.job
         result = compute_fused(base, self.ds, self.inputs, job.publication_lag_hours, job.max_staleness_hours,
                                job.global_files, self.skipped)
@@ -201,10 +222,12 @@ class DatasetFusion:
         if self.audit is None:
             self.audit = _Audit(columns=[c for c in self.fused if c not in self.dead])
         self.audit.add_sources(result.audit)
-        targets = target_columns(base)
         fused = pd.DataFrame({c: result.columns.get(c, np.full(len(base), np.nan)) for c in self.fused},
                              index=base.index)
-        return pd.concat([base.drop(columns=targets), fused, base[targets]], axis=1), result.stale
+        pol = self.ds.no_nan_policy
+        named = [c for c in (pol.columns if pol.enabled and pol.scope == "custom" else []) if c in base.columns]
+        keys = [c for c in (*_SMALL_KEYS, *named) if c in base.columns and c not in fused.columns]
+        return pd.concat([base[keys], fused], axis=1), result.stale
 
     def add(self, symbol: str) -> None:
         """Fuse every period of ``symbol`` this dataset takes, one partition each."""
@@ -212,32 +235,51 @@ class DatasetFusion:
             if sym == symbol:
                 self._add_series(period, symbol)
 
-    def _add_series(self, period: str, symbol: str) -> None:
-        base = self.inputs.base.read(period, symbol)
-        table, stale = self._table(base)
-        if not self.intersect and self.ds.no_nan_policy.enabled:
-            self.intersect = self._intersect_columns(table)
+    def _policies(self, small: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+        """The intersect and missing-ratio trims of one series (on its keys and fused columns)."""
         stats_i, stats_m = {}, {}
+        if not self.intersect and self.ds.no_nan_policy.enabled:
+            self.intersect = self._intersect_columns(small)
         if self.intersect:
             for c in self.intersect:
-                self.present[c] = self.present.get(c, False) or bool(table[c].notna().any())
-            table, stats_i, _ = apply_intersect(table, self.intersect, dead=self.dead)
-        live = [c for c in self.fused if c not in self.dead]
+                self.present[c] = self.present.get(c, False) or bool(small[c].notna().any())
+            small, stats_i, _ = apply_intersect(small, self.intersect, dead=self.dead)
         if self.ds.max_missing_ratio is not None:
-            table, stats_m, dropped = apply_missing_threshold(table, live, self.ds.max_missing_ratio)
+            live = [c for c in self.fused if c not in self.dead]
+            small, stats_m, dropped = apply_missing_threshold(small, live, self.ds.max_missing_ratio)
             self.audit.dropped_missing = self.audit.dropped_missing.add(dropped, fill_value=0)
-        table = table.drop(columns=[c for c in self.dead if c in table.columns]).reset_index(drop=True)
+        return small.drop(columns=[c for c in self.dead if c in small.columns]), stats_i, stats_m
+
+    def _add_series(self, period: str, symbol: str) -> None:
+        base = self.inputs.base.read(period, symbol)
+        small, stale = self._fused(base)
+        small, stats_i, stats_m = self._policies(small)
+        kept = small.index.to_numpy()
+        small = small.reset_index(drop=True)
+        live = [c for c in self.fused if c not in self.dead]
         if self.job.validate:
-            check_series(table, self.name, live)
+            check_series(small, self.name, live)
         self.inter_stats.update(stats_i)
         self.miss_stats.update(stats_m)
-        self.audit.summary.append(group_summary(base, table, pd.Series(stale, index=base.index), stats_i, stats_m))
-        self.audit.add_table(table, period, symbol)
-        table = to_float32(table)
-        write_partition(table, self.staging / DATASET_DIR, period, symbol)
+        self.audit.summary.append(series_summary(symbol, period, len(base), small["timestamp"], int(stale.sum()),
+                                                 stats_i, stats_m))
+        self.audit.add_table(small, period, symbol)
+        # the written table: the base series' Arrow columns (converted once for all datasets), rows kept, the fused
+        # columns between the inputs and the targets, float features as float32
+        rows = self.inputs.base.arrow(period, symbol).take(pa.array(kept, pa.int64()))
+        targets = target_columns(base)
+        front = rows.drop_columns(targets)
+        fused = pa.Table.from_pandas(small[live], preserve_index=False)
+        table = pa.Table.from_arrays([*front.columns, *fused.columns, *rows.select(targets).columns],
+                                     names=[*front.column_names, *live, *targets])
+        cast = {f.name for f in table.schema
+                if f.type == pa.float64() and f.name not in FLOAT64_KEPT and not is_target(f.name)}
+        table = table.cast(pa.schema([pa.field(f.name, pa.float32()) if f.name in cast else f
+                                      for f in table.schema]))
+        write_table_partition(table, self.staging / DATASET_DIR, period, symbol)
         self.partitions.append((period, symbol))
         seen = set(self.columns)
-        self.columns += [c for c in table.columns if c not in seen]
+        self.columns += [c for c in ["symbol", "period", *table.column_names] if c not in seen]
 
     def newly_dead(self) -> list[str]:
         """Intersect columns null in every series, not yet known as such (the dataset must be fused again)."""

@@ -111,7 +111,7 @@ def export_panel(dataset: str | Path, dests: dict[str, Path], exports: Iterable[
         slim_schema = pa.schema([schema.field(c) for c in (slim_columns or schema.names)])
         writers["slim"] = pacsv.CSVWriter(str(dests["slim"]), slim_schema)
     if "parquet" in exports:
-        writers["parquet"] = pq.ParquetWriter(str(dests["parquet"]), schema, compression="zstd")
+        writers["parquet"] = pq.ParquetWriter(str(dests["parquet"]), schema, compression="zstd", use_dictionary=False)
     tables = []
     try:
         for table in iter_tables(dataset, schema):

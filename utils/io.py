@@ -72,6 +72,11 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return _write_with(path, lambda tmp: pacsv.write_csv(table, tmp))
 
 
+def write_csv_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
+    """Write an Arrow table as CSV (same format as :func:`write_csv`)."""
+    return _write_with(path, lambda tmp: pacsv.write_csv(table, tmp))
+
+
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``df`` (without its index) as a zstd-compressed parquet file."""
     table = _to_arrow(df)
