@@ -69,7 +69,8 @@ def _rows(data: Path) -> int:
     return pq.ParquetFile(data / "merged" / "full_merged.parquet").metadata.num_rows
 
 
-def _stages(tree: Path, raw: Path, data: Path, stages: list[str], export: str | None) -> dict[str, dict]:
+def _stages(tree: Path, raw: Path, data: Path, stages: list[str], export: str | None,
+            fusion: tuple[str | None, str | None] = (None, None)) -> dict[str, dict]:
     py = sys.executable
     out = {}
     if "build" in stages:
@@ -81,6 +82,11 @@ def _stages(tree: Path, raw: Path, data: Path, stages: list[str], export: str | 
         out["build"] = {**_run(cmd, tree), "rows": _rows(data), "disk_gib": _disk(outputs)}
     if "fusion" in stages:
         cmd = [py, "src/fuse_fundamentals.py", "--data-root", str(data), "--raw-dir", str(raw)]
+        experts, fusion_export = fusion
+        if experts:
+            cmd += ["--experts", experts]
+        if fusion_export and (tree / "src" / "fusion_stream.py").is_file():
+            cmd += ["--export", fusion_export]
         out["fusion"] = {**_run(cmd, tree), "rows": out.get("build", {}).get("rows", _rows(data)),
                          "disk_gib": _disk([data / "merged" / "expert_group"])}
     if "train" in stages:
@@ -134,16 +140,18 @@ def _report(label: str, results: dict[int, dict[str, dict]]) -> dict[str, float]
             over = r["peak_gib"] - r.get("tensors_gib", 0.0)
             extra = (f"  window tensors {r['tensors_gib']:.2f} GiB (peak - tensors {over:.2f} GiB)"
                      if "tensors_gib" in r else f"  disk {r['disk_gib']:6.2f} GiB")
-            print(f"{label:5s} {stage:7s} {n:5d} symbols {r['rows']:>11,} rows  wall {r['wall_s']:8.1f} s  "
+            print(f"{label:8s} {stage:7s} {n:5d} symbols {r['rows']:>11,} rows  wall {r['wall_s']:8.1f} s  "
                   f"cpu {r['cpu_s']:8.1f} s  ({1e6 * r['cpu_s'] / r['rows']:6.1f} us/row)  peak "
                   f"{r['peak_gib']:6.2f} GiB{extra}")
         rows = [results[n][stage]["rows"] for n in sizes]
         cpu = _slope(rows, [results[n][stage]["cpu_s"] for n in sizes]) * 1e6
+        if len(sizes) == 1:  # one size: CPU per row there
+            cpu = 1e6 * results[sizes[0]][stage]["cpu_s"] / rows[0]
         mem = _slope(rows, [results[n][stage]["peak_gib"] * 2**20 for n in sizes])
         disk = _slope(rows, [results[n][stage]["disk_gib"] * 2**20 for n in sizes])
         peaks = [results[n][stage]["peak_gib"] for n in sizes]
         slopes[stage] = cpu
-        print(f"{label:5s} {stage:7s} slope: {cpu:.1f} us CPU/row, {mem:.3f} KB peak/row, {disk:.3f} KB disk/row; "
+        print(f"{label:8s} {stage:7s} slope: {cpu:.1f} us CPU/row, {mem:.3f} KB peak/row, {disk:.3f} KB disk/row; "
               f"peak largest/smallest {peaks[-1] / peaks[0]:.2f}x")
     return slopes
 
@@ -176,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=730)
     p.add_argument("--stages", default="build,fusion")
     p.add_argument("--export", default="none", help="--export of this tree's build (default none: the core path)")
+    p.add_argument("--experts", help="--experts of the fusion (default: every shipped expert)")
+    p.add_argument("--fusion-export", default="none", help="--export of this tree's fusion (default none)")
     p.add_argument("--ref", help="git revision to compare with in the same run (a worktree of it)")
     p.add_argument("--ref-symbols", help="sizes for the reference (default: all of --symbols)")
     p.add_argument("--extrapolate", default="300x5", help="symbols x years to extrapolate to")
@@ -197,15 +207,19 @@ def main(argv: list[str] | None = None) -> int:
                 _run([sys.executable, "-m", "src.synthetic_market", "--out", str(raw), "--symbols", str(n),
                       "--days", str(args.days)], ROOT)
             if ref_tree is not None and n in ref_sizes:
-                ref[n] = _stages(ref_tree, raw, work / f"ref_data_{n}", stages, None)
+                ref[n] = _stages(ref_tree, raw, work / f"ref_data_{n}", [s for s in stages if s != "train"], None,
+                                 (args.experts, None))
                 shutil.rmtree(work / f"ref_data_{n}", ignore_errors=True)
-            ours[n] = _stages(ROOT, raw, work / f"data_{n}", stages, args.export)
+            ours[n] = _stages(ROOT, raw, work / f"data_{n}", stages, args.export, (args.experts, args.fusion_export))
             shutil.rmtree(work / f"data_{n}", ignore_errors=True)
             print(f"-- {n} symbols done", flush=True)
-        print(f"synthetic market, {args.days} days, periods 1h,4h,1d; this tree's build with --export {args.export}")
+        print(f"synthetic market, {args.days} days, periods 1h,4h,1d; this tree's build with --export {args.export}, "
+              f"fusion with --export {args.fusion_export}{', experts ' + args.experts if args.experts else ''}")
         mine = _report("this", ours)
         if ref:
             theirs = _report("ref", ref)
+            common = {n: ours[n] for n in ref}
+            mine = _report("this@ref", common) if len(common) < len(ours) else mine
             for stage, slope in mine.items():
                 if stage in theirs:
                     print(f"CPU per row, {stage}: reference {args.ref} {theirs[stage]:.1f} us / this tree "
