@@ -70,7 +70,7 @@ def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None
     chosen = [c for c in chosen if c not in set(fs.exclude)]
     by_rule = [c for c in chosen if c not in wanted]
     if levels is None:
-        rows = table if fit_rows is None else table.iloc[fit_rows]
+        rows = table[by_rule] if fit_rows is None else table[by_rule].iloc[fit_rows]  # only the tested columns
         levels = level_columns(rows, by_rule) if by_rule else {}
     excluded = {c: why for c, why in levels.items() if c in by_rule}
     if excluded:
@@ -279,10 +279,12 @@ def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray
     return fx, fy
 
 
-def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: int = 1 << 16) -> np.ndarray:
-    """``fx.transform`` block by block into one float32 array: the float64 temporaries of the scaling stay the
-    size of a block, not of the table (a universe's window tensor is most of a training run's memory)."""
-    out = np.empty(raw_x.shape, dtype=np.float32)
+def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: int = 1 << 16,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """``fx.transform`` block by block into one float32 array (``out``: in place, when ``raw_x`` is a float32
+    copy of its own): the float64 temporaries of the scaling stay the size of a block, not of the table (a
+    universe's window tensor is most of a training run's memory)."""
+    out = np.empty(raw_x.shape, dtype=np.float32) if out is None else out
     for start in range(0, len(raw_x), block):
         rows = slice(start, start + block)
         out[rows] = fx.transform(raw_x[rows], symbols[rows])
@@ -343,7 +345,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     spans = time_split.masks(ts)
     selected, excluded = select_features(table, leaf, np.flatnonzero(spans["train"]), levels)
     features = _same_features(selected, features, m.data.path)
-    raw_x = table[features].to_numpy(dtype=np.float32)  # the panel's features are float32 on disk
+    raw_x = table[features].to_numpy(dtype=np.float32, copy=True)  # our own: it is scaled in place
     raw_y = table[targets].to_numpy(dtype=np.float64)
     enough_history = np.arange(len(table)) - segment_start(table) >= L - 1
     splits = _split_rows(enough_history, np.isfinite(raw_y).all(axis=1), spans)
@@ -356,7 +358,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     cats, static = _encodings(table, m.period, categories)
     known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
     return WindowData(
-        x=torch.from_numpy(_transform_rows(fx, raw_x, symbols)), y=torch.from_numpy(y), y_raw=raw_y,
+        x=torch.from_numpy(_transform_rows(fx, raw_x, symbols, out=raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
         time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,

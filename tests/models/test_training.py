@@ -165,12 +165,14 @@ if __name__ == "__main__":
 """
 
 
-def test_ddp_two_cpu_processes(tmp_path, small_panel):
-    """Real DDP (2 spawned CPU ranks): the self-sharding sampler, rank-zero outputs, results back in the parent."""
+@pytest.mark.parametrize("source", [".parquet", ""], ids=["file", "partitioned"])
+def test_ddp_two_cpu_processes(tmp_path, small_panel, source):
+    """Real DDP (2 spawned CPU ranks): the self-sharding sampler, rank-zero outputs, results back in the parent;
+    from the single parquet file and from the partitioned dataset (each rank reads the same projection)."""
     import subprocess
     import sys
 
-    path = write_leaf(tmp_path, small_panel["base_csv"].with_suffix(".parquet"),
+    path = write_leaf(tmp_path, small_panel["base_csv"].with_suffix(source),
                       trainer={"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"})
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT)

@@ -225,3 +225,11 @@ def test_group_target_normalization_scales_each_symbols_returns_and_decodes_back
     np.testing.assert_allclose(out["y_true"], data.y_raw[rows], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out["quantiles"][:, 1, 1], data.y_raw[rows, 1], rtol=1e-5, atol=1e-7)
     assert np.unique(out["head_scale"][:, 1]).size == np.unique(sym[rows]).size  # one scale per symbol
+
+
+def test_building_windows_leaves_the_table_unchanged(leaf, table):
+    """The inputs are scaled in place in the window builder's own float32 copy, never in the caller's table."""
+    before = table.copy()
+    data = build_window_data(leaf, table)
+    pd.testing.assert_frame_equal(table, before)
+    assert data.x.dtype == torch.float32 and float(data.x.abs().max()) <= 10.0
