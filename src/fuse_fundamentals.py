@@ -46,7 +46,7 @@ from src.fusion import (  # noqa: F401  (apply_intersect / apply_missing_thresho
     load_inputs,
     missing_sources,
 )
-from src.fusion_stream import DATASET_DIR, DatasetFusion, group_summary  # noqa: F401
+from src.fusion_stream import DATASET_DIR, DatasetFusion
 from src.merging import export_panel, read_manifest
 from utils.cli import add_output_flags, guarded
 from utils.config import from_mapping, load_config

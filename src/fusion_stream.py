@@ -20,7 +20,7 @@ import pyarrow as pa
 from src import fundamentals as fu
 from src.build_stages import FLOAT64_KEPT
 from src.fuse_config import FusionJob
-from src.fusion import KEYS, FusionInputs, apply_intersect, apply_missing_threshold, compute_fused
+from src.fusion import FusionInputs, apply_intersect, apply_missing_threshold, compute_fused
 from src.merging import order_columns
 from utils.errors import ConfigError, DataError
 from utils.partitioned import write_meta, write_table_partition
@@ -123,27 +123,14 @@ class _Audit:
                 "time_audit.csv": pd.DataFrame(rows)}
 
 
-def group_summary(before: pd.DataFrame, after: pd.DataFrame, stale: pd.Series, *stats: dict) -> pd.DataFrame:
-    """``dataset_group_summary.csv``: one row per (symbol, period) of the base panel."""
-    groups = before.groupby(KEYS, sort=True).size().rename("rows_before").to_frame()
-    kept = after.groupby(KEYS, sort=True)["timestamp"].agg(["size", "min", "max"])
-    out = groups.join(kept.rename(columns={"size": "rows", "min": "first_timestamp", "max": "last_timestamp"}))
-    out["rows"] = out["rows"].fillna(0).astype(np.int64)
-    for name in ("missing_threshold_rows", "missing_threshold_cols_count", "intersect_trimmed_rows",
-                 "intersect_all_null_cols_count"):
-        out[name] = [int(next((s[k][name] for s in stats if k in s and name in s[k]), 0)) for k in out.index]
-    out["stale_values"] = stale.groupby([before["symbol"], before["period"]]).sum().reindex(out.index).fillna(0)
-    out["stale_values"] = out["stale_values"].astype(np.int64)
-    return out.reset_index()
-
-
 _STAT_NAMES = ("missing_threshold_rows", "missing_threshold_cols_count", "intersect_trimmed_rows",
                "intersect_all_null_cols_count")
 
 
 def series_summary(symbol: str, period: str, rows_before: int, kept: pd.Series, stale: int,
                    *stats: dict) -> pd.DataFrame:
-    """The :func:`group_summary` row of one series (without a groupby: a fusion writes thousands)."""
+    """One row of ``dataset_group_summary.csv``: rows before and after the policies, first / last timestamp kept,
+    what each policy removed, stale values (built directly: a fusion writes thousands of series)."""
     key = (symbol, period)
     some = len(kept) > 0
     row = {"symbol": symbol, "period": period, "rows_before": rows_before, "rows": len(kept),
@@ -183,8 +170,6 @@ class DatasetFusion:
         self.partitions: list[tuple[str, str]] = []
         self.columns: list[str] = []
         self.audit: _Audit | None = None
-        self.inter_stats: dict = {}
-        self.miss_stats: dict = {}
 
     def _fused_columns(self, first: dict[str, list[str]]) -> list[str]:
         """Every fused column in a fixed order: symbol groups (canonical order), then global groups."""
@@ -259,8 +244,6 @@ class DatasetFusion:
         live = [c for c in self.fused if c not in self.dead]
         if self.job.validate:
             check_series(small, self.name, live)
-        self.inter_stats.update(stats_i)
-        self.miss_stats.update(stats_m)
         self.audit.summary.append(series_summary(symbol, period, len(base), small["timestamp"], int(stale.sum()),
                                                  stats_i, stats_m))
         self.audit.add_table(small, period, symbol)
