@@ -239,3 +239,15 @@ def test_equity_bars_are_numbered_on_the_union_of_every_symbols_trading_days(tmp
     after = merged[merged.timestamp == pd.Timestamp("2024-02-08", tz="UTC")].set_index("symbol")
     assert bool(after.loc["AAPL", "gap_before"]) and not after.loc[["MSFT", "SPY"], "gap_before"].any()
     assert (after["time_idx"] == after.loc["MSFT", "time_idx"]).all()  # one calendar for every symbol
+
+
+def test_merged_main_rebuilds_the_panel_from_the_per_symbol_exports(small_panel, tmp_path):
+    """``merged_main`` (the seed toolkit's merge step) still merges the per-symbol CSV exports into the panel."""
+    from src.merging import merged_main
+
+    root = small_panel["base_csv"].parent.parent
+    merged = merged_main(["1h", "4h", "1d"], root / "targeted", tmp_path / "m.csv", tmp_path / "m.pkl")
+    panel = read_partitioned(small_panel["base_csv"].with_suffix(""))
+    assert list(merged.columns) == list(panel.columns) and len(merged) == len(panel)
+    np.testing.assert_allclose(merged["rsi_14"], panel["rsi_14"], rtol=1e-6)
+    assert (tmp_path / "m.parquet").is_file() and (tmp_path / "m.pkl").is_file()
