@@ -74,6 +74,9 @@ def test_bad_requests_fail_clearly(dataset, tmp_path):
         read_partitioned(root, periods=["1d"])
     with pytest.raises(DataError, match="not a partitioned panel"):
         read_partitioned(tmp_path / "elsewhere")
+    (root / "_dataset.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"_dataset\.json: unreadable .*rebuild the panel"):
+        read_partitioned(root)
 
 
 def test_tables_share_one_schema(dataset):
