@@ -124,6 +124,15 @@ def _strided(x: np.ndarray, max_points: int) -> np.ndarray:
     return x[::step]
 
 
+def test_symbols(symbols: np.ndarray, max_symbols: int = ADF_MAX_SYMBOLS, seed: int = 0) -> np.ndarray:
+    """The symbols :func:`level_tests_by_symbol` tests among the rows' ``symbols`` (a seeded sample of at most
+    ``max_symbols``, so a caller can read only those series)."""
+    symbols = pd.unique(np.asarray(symbols))
+    if len(symbols) > max_symbols:
+        symbols = np.random.default_rng(seed).choice(symbols, max_symbols, replace=False)
+    return symbols
+
+
 def level_tests_by_symbol(frame: pd.DataFrame, columns: list[str], symbol_col: str = "symbol",
                           max_symbols: int = ADF_MAX_SYMBOLS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ADF t-statistics, outside-range shares) per (symbol, column); symbols sampled to ``max_symbols``.
@@ -131,9 +140,7 @@ def level_tests_by_symbol(frame: pd.DataFrame, columns: list[str], symbol_col: s
     ``frame`` must be sorted by time within each symbol. Each frame is indexed by symbol, one column per
     feature.
     """
-    symbols = pd.unique(frame[symbol_col]) if symbol_col in frame else np.array(["_all"])
-    if len(symbols) > max_symbols:
-        symbols = np.random.default_rng(seed).choice(symbols, max_symbols, replace=False)
+    symbols = test_symbols(frame[symbol_col].to_numpy(), max_symbols, seed) if symbol_col in frame else ["_all"]
     adf, out = {}, {}
     for sym in symbols:  # a loop over at most max_symbols groups; each test is vectorized numpy
         part = frame[frame[symbol_col] == sym] if symbol_col in frame else frame

@@ -25,10 +25,11 @@ import pandas as pd
 
 from models.baselines import BaselineExpert, check_model
 from models.leaf_config import Leaf
+from models.leaf_data import as_leaf_table, leaf_rows
 from models.outputs import long_frame, utc_stamp, write_predictions
 from models.prediction import SPLIT_ROWS, PredictResult
 from models.training import check_splits, versions, write_snapshot
-from models.window_dataset import WindowData, build_window_data, leaf_rows, read_table, resolve_split
+from models.window_dataset import WindowData, build_window_data, resolve_split
 from utils.errors import ConfigError, DataError
 from utils.eval_report import eval_report, write_eval_report
 from utils.io import atomic_path
@@ -86,7 +87,7 @@ def run_baseline(leaf: Leaf, model: str, splits: tuple[str, ...] = ("val",), tab
     from utils.locks import output_lock
 
     check_model(model)
-    table = read_table(leaf.model.data.path, leaf) if table is None else table
+    table = as_leaf_table(leaf, table)
     resolved = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
     data = build_window_data(resolved, table)
     check_splits(leaf, data)

@@ -22,8 +22,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from models.callbacks import PredictionWriter
 from models.checkpoints import checkpoint_outcome
 from models.leaf_config import Leaf
+from models.leaf_data import as_leaf_table
 from models.tft_module import MyTFTModule
-from models.window_dataset import WindowData, build_window_data, make_loader, read_table
+from models.window_dataset import WindowData, build_window_data, make_loader
 from utils.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def load_expert(ckpt: str | Path) -> tuple[MyTFTModule, Leaf]:
 
 def checkpoint_data(module: MyTFTModule, leaf: Leaf, table: pd.DataFrame | None = None) -> WindowData:
     """The leaf's windows transformed with the checkpoint's categories and scalers."""
-    table = read_table(leaf.model.data.path, leaf) if table is None else table
+    table = as_leaf_table(leaf, table)
     # checkpoints from before the level rule carry no verdict: {} keeps every column their rules chose
     return build_window_data(leaf, table, categories=module.spec["categories"], scalers=module.spec["scalers"],
                              features=module.spec["features"], levels=module.spec.get("excluded_levels", {}),

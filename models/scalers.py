@@ -9,6 +9,12 @@ with, so a scaled output can be put back in the target's units row by row.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from utils.moments import Moments
+
+#: Rows the statistics are accumulated over at a time.
+BLOCK_ROWS = 1 << 16
 
 
 class FeatureScaler:
@@ -25,9 +31,24 @@ class FeatureScaler:
 
     def fit(self, x: np.ndarray, groups: np.ndarray | None = None) -> FeatureScaler:
         """Learn means and standard deviations from ``x`` (rows of the fit window only; ``groups`` is ignored)."""
-        with np.errstate(all="ignore"):  # float64 statistics of float32 inputs, without a float64 copy of them
-            self.mean_ = np.nan_to_num(np.nanmean(x, axis=0, dtype=np.float64))
-            std = np.nanstd(x, axis=0, dtype=np.float64)
+        self._moments, self.n_rows_ = None, 0
+        return self.partial_fit(x, groups)
+
+    def partial_fit(self, x: np.ndarray, groups: np.ndarray | None = None) -> FeatureScaler:
+        """Add fit rows to those already seen by :meth:`fit` / :meth:`partial_fit` (not to a checkpoint's state).
+
+        ``x`` is read in blocks of :data:`BLOCK_ROWS` rows, so the float64 temporaries stay the size of a block:
+        a universe's training rows are fit without a float64 copy of them. Statistics equal a one-shot fit's up
+        to floating-point rounding.
+        """
+        moments = getattr(self, "_moments", None)
+        for start in range(0, len(x), BLOCK_ROWS):
+            part = Moments.of(x[start:start + BLOCK_ROWS])
+            moments = part if moments is None else moments.merge(part)
+        self._moments = moments if moments is not None else Moments.of(np.empty((0, np.shape(x)[1])))
+        self.n_rows_ = getattr(self, "n_rows_", 0) + len(x)
+        std = self._moments.std()
+        self.mean_ = np.nan_to_num(np.where(self._moments.count > 0, self._moments.mean, np.nan))
         self.scale_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         return self
 
@@ -81,11 +102,20 @@ class GroupFeatureScaler:
 
     def fit(self, x: np.ndarray, groups: np.ndarray) -> GroupFeatureScaler:
         """Learn the global and each group's means and standard deviations (rows of the fit window only)."""
+        self.global_, self._each = FeatureScaler(self.clip), {}
+        return self.partial_fit(x, groups)
+
+    def partial_fit(self, x: np.ndarray, groups: np.ndarray) -> GroupFeatureScaler:
+        """Add fit rows (see :meth:`FeatureScaler.partial_fit`); a group gets its own statistics once it has
+        ``min_rows`` rows in all."""
+        if not hasattr(self, "_each"):
+            self.global_, self._each = FeatureScaler(self.clip), {}
         groups = np.asarray(groups)
-        self.global_ = FeatureScaler(self.clip).fit(x)
-        names, counts = np.unique(groups, return_counts=True)
-        self.groups_ = {str(g): FeatureScaler(self.clip).fit(x[groups == g])
-                        for g, n in zip(names, counts, strict=True) if n >= self.min_rows}
+        self.global_.partial_fit(x)
+        for g in pd.unique(groups):  # a loop over the symbols of the rows given
+            rows = groups == g
+            self._each.setdefault(str(g), FeatureScaler(self.clip)).partial_fit(x[rows])
+        self.groups_ = {g: s for g, s in sorted(self._each.items()) if s.n_rows_ >= self.min_rows}
         return self
 
     def transform(self, x: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -27,17 +27,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from models.callbacks import BestAndLastCheckpoint, ExactResume, InterruptCheckpoint, ValidationOutputs
 from models.checkpoints import checkpoint_outcome, read_spec
 from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf, with_legacy
+from models.leaf_data import LeafTable, as_leaf_table, data_source, leaf_rows
 from models.prediction import PredictResult, load_expert, precision_for, predict
 from models.tft_module import MyTFTModule
-from models.window_dataset import (
-    WindowData,
-    build_window_data,
-    data_source,
-    leaf_rows,
-    make_loader,
-    read_table,
-    resolve_split,
-)
+from models.window_dataset import WindowData, build_window_data, make_loader, resolve_split
 from utils.cli import add_output_flags, guarded
 from utils.config import from_mapping
 from utils.errors import ConfigError, DataError, Interrupted
@@ -201,7 +194,7 @@ def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
                           f"use warm_start_train.py instead")
 
 
-def _resume_data(leaf: Leaf, table: pd.DataFrame) -> tuple[Leaf, WindowData, Path]:
+def _resume_data(leaf: Leaf, table: LeafTable) -> tuple[Leaf, WindowData, Path]:
     """The resumed run's leaf and windows: the checkpoint's split dates, categories, scalers and feature list.
 
     Nothing is refit on the current table, so appended data changes neither the spans nor the transforms.
@@ -319,7 +312,7 @@ def run(leaf: Leaf, init_from: InitFrom = None, table: pd.DataFrame | None = Non
 def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks: list | None = None) -> RunResult:
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
     configured = leaf
-    table = read_table(leaf.model.data.path, leaf) if table is None else table
+    table = as_leaf_table(leaf, table)  # from a dataset: narrow columns; inputs read into the window array
     ckpt_path = None
     if init_from == "resume":
         leaf, data, last = _resume_data(leaf, table)

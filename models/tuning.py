@@ -24,8 +24,8 @@ import lightning as L
 import yaml
 
 from models.leaf_config import Leaf, load_leaf
+from models.leaf_data import LeafTable
 from models.training import monitor_for, run
-from models.window_dataset import read_table
 from utils.errors import ConfigError
 from utils.io import write_csv, write_text
 
@@ -96,7 +96,7 @@ def _search(config: str | Path, overrides: list[str], base: Leaf, trials: int, t
     import optuna
 
     monitor, mode = monitor_for(base)
-    table = read_table(base.model.data.path, base)
+    table = LeafTable.read(base)  # shared by the trials
 
     def objective(trial) -> float:
         settings = suggest(trial, base)

@@ -26,9 +26,9 @@ import pandas as pd
 from models.baseline_runs import run_baseline
 from models.baselines import check_model
 from models.leaf_config import Leaf, load_leaf
+from models.leaf_data import LeafTable
 from models.prediction import PredictResult, load_expert, predict
 from models.training import run
-from models.window_dataset import read_table
 from utils.errors import ConfigError
 from utils.timeline import embargo_bars, period_delta
 
@@ -94,11 +94,12 @@ def walk_forward_windows(first: pd.Timestamp, last: pd.Timestamp, period: str, n
     return windows
 
 
-def leaf_windows(leaf: Leaf, table: pd.DataFrame) -> list[Window]:
+def leaf_windows(leaf: Leaf, table: pd.DataFrame | LeafTable) -> list[Window]:
     """The windows of ``leaf`` for its table (its period's rows)."""
     wf = leaf.model.walk_forward
     horizon = max(t.horizon for t in leaf.targets.targets)
     bars = embargo_bars(wf.embargo_bars, horizon, f"{leaf.config_path}: walk_forward")
+    table = table.frame if isinstance(table, LeafTable) else table
     ts = table.loc[table["period"] == leaf.model.period, "timestamp"]
     if ts.empty:
         raise ConfigError(f"{leaf.config_path}: no {leaf.model.period} rows in {leaf.model.data.path}")
@@ -124,7 +125,7 @@ def run_walk_forward(config: str | Path, overrides: list[str] | None = None,
 
 
 def _windows(base: Leaf, model: str = "tft", wait: bool = True) -> list[PredictResult]:
-    table = read_table(base.model.data.path, base)
+    table = LeafTable.read(base)  # shared by the windows
     results = []
     for win in leaf_windows(base, table):
         leaf = win.apply(base)

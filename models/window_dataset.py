@@ -26,25 +26,33 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from features.stationarity import level_columns
+from features.stationarity import level_columns, test_symbols
 from models.leaf_config import Leaf
-from models.leaf_data import data_source, leaf_columns, read_table  # noqa: F401  (their historical home)
-from models.scalers import FeatureScaler, GroupFeatureScaler, Scaler, scaler_from_state
+from models.leaf_data import (  # noqa: F401  (data_source, leaf_columns, leaf_rows, read_table: their historical home)
+    LeafTable,
+    as_leaf_table,
+    data_source,
+    leaf_columns,
+    leaf_rows,
+    read_table,
+)
+from models.scalers import BLOCK_ROWS, FeatureScaler, GroupFeatureScaler, Scaler, scaler_from_state
 from utils.errors import ConfigError, DataError
-from utils.timeline import TimeSplit, as_utc, embargo_bars, feature_columns, period_delta, time_at_share
+from utils.timeline import TimeSplit, as_utc, embargo_bars, period_delta, time_at_share
 
 logger = logging.getLogger(__name__)
 
 
 
-def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None = None,
+def select_features(table: pd.DataFrame | LeafTable, leaf: Leaf, fit_rows: np.ndarray | None = None,
                     levels: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """Resolve the feature list: explicit names, a selected-features file, prefix rules (union, table order).
 
     Columns chosen by a prefix rule (or by "no rule: every numeric column") that are non-stationary levels
     (:func:`features.stationarity.level_columns`, tested on ``fit_rows`` only) are left out; a column listed
     explicitly (``include`` or the selected-features file) is always kept. ``levels`` replaces the test
-    with a stored verdict (prediction and resume use the checkpoint's, so the columns cannot drift).
+    with a stored verdict (prediction and resume use the checkpoint's, so the columns cannot drift). Only the
+    series the test samples (:func:`features.stationarity.test_symbols`) are read for it.
 
     Returns
     -------
@@ -52,7 +60,8 @@ def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None
     """
     fs = leaf.model.features
     targets = {t.name for t in leaf.targets.targets}
-    numeric = feature_columns(table, exclude=targets)
+    table = table if isinstance(table, LeafTable) else LeafTable(table)
+    numeric = table.numeric(exclude=targets)
     wanted = set(fs.include)
     if fs.selected_features_file:
         path = Path(fs.selected_features_file)
@@ -70,8 +79,9 @@ def select_features(table: pd.DataFrame, leaf: Leaf, fit_rows: np.ndarray | None
     chosen = [c for c in chosen if c not in set(fs.exclude)]
     by_rule = [c for c in chosen if c not in wanted]
     if levels is None:
-        rows = table[by_rule] if fit_rows is None else table[by_rule].iloc[fit_rows]  # only the tested columns
-        levels = level_columns(rows, by_rule) if by_rule else {}
+        rows = np.arange(len(table.frame)) if fit_rows is None else np.asarray(fit_rows)
+        sample = test_symbols(table.frame["symbol"].to_numpy()[rows]) if "symbol" in table.frame else None
+        levels = level_columns(table.fit_frame(by_rule, rows, sample), by_rule) if by_rule else {}
     excluded = {c: why for c, why in levels.items() if c in by_rule}
     if excluded:
         logger.info("%s: %d non-stationary level column(s) left out of the prefix-selected inputs (list them in "
@@ -155,30 +165,6 @@ def _edge(ts: pd.Series, value: float | str | None) -> pd.Timestamp | None:
     return time_at_share(ts, value)
 
 
-def leaf_rows(leaf: Leaf, table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``table`` the leaf trains on: its period (and symbols), sorted by symbol and time."""
-    m = leaf.model
-    if m.data.symbols:
-        table = table[table["symbol"].isin(m.data.symbols)]
-    rows = table[table["period"] == m.period] if not (table["period"] == m.period).all() else table
-    if not _sorted_by_symbol_time(rows):
-        rows = rows.sort_values(["symbol", "timestamp"])
-    rows = rows if isinstance(rows.index, pd.RangeIndex) and rows.index.start == 0 else rows.reset_index(drop=True)
-    if rows.empty:
-        raise DataError(f"{leaf.config_path}: no {m.period} rows in {m.data.path}")
-    return rows
-
-
-def _sorted_by_symbol_time(frame: pd.DataFrame) -> bool:
-    """Whether rows are already ordered by symbol, then time (a projected read is): no sorted copy needed."""
-    sym = frame["symbol"].to_numpy()
-    if len(sym) < 2:
-        return True
-    same = sym[1:] == sym[:-1]
-    ts = pd.DatetimeIndex(frame["timestamp"]).asi8
-    return bool((sym[1:] >= sym[:-1]).all() and (np.diff(ts)[same] > 0).all())
-
-
 def resolve_split(leaf: Leaf, ts: pd.Series) -> Leaf:
     """``leaf`` with its fractional split bounds replaced by the dates they give on ``ts`` (the leaf's timeline).
 
@@ -238,8 +224,11 @@ def _known_future(ts: pd.DatetimeIndex, train_rows: np.ndarray, leaf: Leaf, hori
     if names is None:
         span = ts[train_rows].max() - ts[train_rows].min()
         names = usable_known(list(leaf.model.features.known_future), span, step)
-    future = ts.asi8[:, None] + step.value * np.arange(1, horizon + 1)[None, :]
-    return list(names), calendar_features(future, names)
+    ahead = step.value * np.arange(1, horizon + 1)[None, :]
+    out = np.empty((len(ts), horizon, len(names)), dtype=np.float32)
+    for start in range(0, len(ts), BLOCK_ROWS):  # block by block: the float64 temporaries stay small
+        out[start:start + BLOCK_ROWS] = calendar_features(ts.asi8[start:start + BLOCK_ROWS, None] + ahead, names)
+    return list(names), out
 
 
 def _same_features(selected: list[str], stored: list[str] | None, path: str) -> list[str]:
@@ -274,9 +263,18 @@ def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray
         fx = GroupFeatureScaler() if f.normalize == "group" else FeatureScaler()
         fy = GroupFeatureScaler() if f.normalize_targets == "group" else FeatureScaler()
         (x, y), (rx, ry) = raw, fit_rows
-        fx, fy = fx.fit(x[rx], symbols[rx]), fy.fit(y[ry], symbols[ry])
+        fx, fy = _fit_rows(fx, x, symbols, rx), _fit_rows(fy, y, symbols, ry)
     fy.fix_columns(np.array([t.kind == "classification" for t in leaf.targets.targets]))
     return fx, fy
+
+
+def _fit_rows(scaler: Scaler, x: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> Scaler:
+    """``scaler`` fit on ``x[rows]``, gathered block by block (a universe's training rows are never copied whole)."""
+    scaler.fit(x[rows[:BLOCK_ROWS]], groups[rows[:BLOCK_ROWS]])
+    for start in range(BLOCK_ROWS, len(rows), BLOCK_ROWS):
+        block = rows[start:start + BLOCK_ROWS]
+        scaler.partial_fit(x[block], groups[block])
+    return scaler
 
 
 def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: int = 1 << 16,
@@ -293,8 +291,12 @@ def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: i
 
 def _scaled_targets(raw_y: np.ndarray, fy: Scaler, symbols: np.ndarray) -> np.ndarray:
     """Targets scaled row by row with the statistics of the row's symbol (NaN, an unknown outcome, stays NaN)."""
-    mean, scale = fy.row_stats(symbols)
-    return np.where(np.isfinite(raw_y), (raw_y - mean) / scale, np.nan).astype(np.float32)
+    out = np.empty(raw_y.shape, dtype=np.float32)
+    for start in range(0, len(raw_y), BLOCK_ROWS):  # block by block: the float64 temporaries stay small
+        rows = slice(start, start + BLOCK_ROWS)
+        mean, scale = fy.row_stats(symbols[rows])
+        out[rows] = np.where(np.isfinite(raw_y[rows]), (raw_y[rows] - mean) / scale, np.nan)
+    return out
 
 
 def _encodings(table: pd.DataFrame, period: str, categories: dict | None) -> tuple[dict, np.ndarray]:
@@ -307,7 +309,17 @@ def _encodings(table: pd.DataFrame, period: str, categories: dict | None) -> tup
     return cats, np.stack([sym_idx, per_idx], 1).astype(np.int64)
 
 
-def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories: dict | None = None,
+def _targets(leaf: Leaf, table: pd.DataFrame) -> list[str]:
+    """The leaf's target names, which must be columns of its table."""
+    targets = [t.name for t in leaf.targets.targets]
+    missing = [t for t in targets if t not in table.columns]
+    if missing:
+        raise ConfigError(f"{leaf.config_path.parent / 'targets.yaml'}: key 'targets' = {missing}: not columns of "
+                          f"{leaf.model.data.path}")
+    return targets
+
+
+def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None, categories: dict | None = None,
                       scalers: dict | None = None, features: list[str] | None = None,
                       levels: dict[str, str] | None = None, known_names: list[str] | None = None) -> WindowData:
     """Build tensors and split indices for ``leaf``.
@@ -316,8 +328,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     ----------
     leaf : Leaf
         Loaded leaf configs.
-    table : DataFrame, optional
-        The leaf table (read from ``leaf.model.data.path`` if omitted).
+    table : DataFrame or LeafTable, optional
+        The leaf table (read from ``leaf.model.data.path`` if omitted: from a partitioned dataset, only the
+        narrow columns are held and the inputs are read partition by partition into the float32 input array).
     categories, scalers : dict, optional
         Fixed encodings and fitted scalers from a checkpoint (prediction / resume); when omitted the
         categories come from the whole table (identical on every DDP rank) and the scalers are fit on
@@ -333,19 +346,16 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
         training span covers twice (:func:`usable_known`).
     """
     m = leaf.model
-    table = leaf_rows(leaf, read_table(m.data.path, leaf) if table is None else table)
-    targets = [t.name for t in leaf.targets.targets]
-    missing = [t for t in targets if t not in table.columns]
-    if missing:
-        raise ConfigError(f"{leaf.config_path.parent / 'targets.yaml'}: key 'targets' = {missing}: not columns of "
-                          f"{m.data.path}")
+    source = as_leaf_table(leaf, table)
+    table = source.frame
+    targets = _targets(leaf, table)
     L, H = m.window.encoder_length, m.window.max_prediction_length
     ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")
     time_split = leaf_time_split(leaf, table["timestamp"])
     spans = time_split.masks(ts)
-    selected, excluded = select_features(table, leaf, np.flatnonzero(spans["train"]), levels)
+    selected, excluded = select_features(source, leaf, np.flatnonzero(spans["train"]), levels)
     features = _same_features(selected, features, m.data.path)
-    raw_x = table[features].to_numpy(dtype=np.float32, copy=True)  # our own: it is scaled in place
+    raw_x = source.inputs(features)  # our own: it is scaled in place
     raw_y = table[targets].to_numpy(dtype=np.float64)
     enough_history = np.arange(len(table)) - segment_start(table) >= L - 1
     splits = _split_rows(enough_history, np.isfinite(raw_y).all(axis=1), spans)
@@ -360,13 +370,20 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | None = None, categories:
     return WindowData(
         x=torch.from_numpy(_transform_rows(fx, raw_x, symbols, out=raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
-        time_idx=table["time_idx"].to_numpy() if "time_idx" in table else np.arange(len(table)),
-        timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
+        # writable arrays of their own: the loaders use them without a copy each
+        time_idx=np.array(table["time_idx"], dtype=np.int64) if "time_idx" in table else np.arange(len(table)),
+        timestamp=np.array(ts.asi8), close=np.array(table["close"], dtype=np.float64), splits=splits, features=features,
         known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
         excluded_levels=excluded, time_split=time_split,
     )
+
+
+def _writable(values: np.ndarray, dtype: type) -> np.ndarray:
+    """``values`` itself when it is a writable array of ``dtype`` (torch shares it), else a copy."""
+    values = np.asarray(values)
+    return values if values.dtype == dtype and values.flags.writeable else np.array(values, dtype=dtype)
 
 
 class WindowDataset(Dataset):
@@ -376,10 +393,10 @@ class WindowDataset(Dataset):
         self.data = data
         self.ends = ends
         self._offsets = torch.arange(-data.encoder_length + 1, 1)
-        self._time_idx = torch.from_numpy(np.array(data.time_idx, dtype=np.int64))  # copies: inputs may be read-only
-        self._timestamp = torch.from_numpy(np.array(data.timestamp, dtype=np.int64))
+        self._time_idx = torch.from_numpy(_writable(data.time_idx, np.int64))
+        self._timestamp = torch.from_numpy(_writable(data.timestamp, np.int64))
         # float64 close prices as int64 bits: precision plugins cast floating batch tensors to half types
-        self._close_bits = torch.from_numpy(np.array(data.close, dtype=np.float64).view(np.int64))
+        self._close_bits = torch.from_numpy(_writable(data.close, np.float64).view(np.int64))
 
     def __len__(self) -> int:
         return len(self.ends)

@@ -23,6 +23,7 @@ from src.fuse_config import FusionJob
 from src.fusion import FusionInputs, apply_intersect, apply_missing_threshold, compute_fused
 from src.merging import order_columns
 from utils.errors import ConfigError, DataError
+from utils.moments import Moments
 from utils.partitioned import write_meta, write_table_partition
 from utils.timeline import ROW_KEY, is_target, target_columns
 
@@ -34,44 +35,13 @@ _SMALL_KEYS = ("symbol", "period", "timestamp", "gap_before")
 
 
 @dataclass
-class _Moments:
-    """Per-column count, mean, M2 (Chan's parallel update), min and max, merged part by part."""
-
-    count: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> _Moments:
-        ok = ~np.isnan(values)
-        n = ok.sum(axis=0).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), 0.0)
-            m2 = np.nansum((values - mean) ** 2, axis=0)
-        empty = np.full(values.shape[1], np.nan)
-        lo = np.nanmin(np.where(ok, values, np.inf), axis=0) if len(values) else empty
-        hi = np.nanmax(np.where(ok, values, -np.inf), axis=0) if len(values) else empty
-        return cls(n, mean, m2, np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan))
-
-    def merge(self, other: _Moments) -> _Moments:
-        n = self.count + other.count
-        delta = other.mean - self.mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(n > 0, other.count / np.maximum(n, 1), 0.0)
-        return _Moments(n, self.mean + delta * share, self.m2 + other.m2 + delta ** 2 * self.count * share,
-                        np.fmin(self.lo, other.lo), np.fmax(self.hi, other.hi))
-
-
-@dataclass
 class _Audit:
     """What ``fuse_audit/`` and ``dataset_group_summary.csv`` need, accumulated series by series."""
 
     columns: list[str]
     rows: int = 0
     per_period: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
-    moments: _Moments | None = None
+    moments: Moments | None = None
     sources: dict[tuple[str, str], dict] = field(default_factory=dict)
     panel: list[dict] = field(default_factory=list)
     summary: list[pd.DataFrame] = field(default_factory=list)
@@ -90,7 +60,7 @@ class _Audit:
         values = table[self.columns].to_numpy(dtype=np.float64)
         n, present = self.per_period.get(period, (0, np.zeros(len(self.columns))))
         self.per_period[period] = (n + len(table), present + (~np.isnan(values)).sum(axis=0))
-        part = _Moments.of(values)
+        part = Moments.of(values)
         self.moments = part if self.moments is None else self.moments.merge(part)
         a = fu.time_audit(table["timestamp"])
         self.panel.append({"source": "panel", "symbol": symbol, "period": period, **a,

@@ -108,6 +108,17 @@ def _projection(meta: dict, columns: Iterable[str] | None) -> list[str]:
     return wanted
 
 
+def partitions(root: str | os.PathLike[str], periods: Iterable[str] | None = None,
+               symbols: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """The ``(period, symbol)`` partitions chosen (see :func:`iter_partitions`), in panel order."""
+    return _chosen(read_meta(root), periods, symbols)
+
+
+def read_partition(root: str | os.PathLike[str], period: str, symbol: str, columns: list[str]) -> pd.DataFrame:
+    """One partition's ``columns`` (NaN for a column it lacks), with ``symbol, period`` first."""
+    return _read_one(Path(root), period, symbol, columns)
+
+
 def _read_one(root: Path, period: str, symbol: str, columns: list[str]) -> pd.DataFrame:
     path = partition_path(root, period, symbol)
     present = set(pq.read_schema(path).names)

@@ -1,13 +1,16 @@
 """A leaf reads only its period and usable columns, from a parquet file or a partitioned dataset alike."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 
 from models.leaf_config import load_leaf
-from models.leaf_data import data_source, read_table
+from models.leaf_data import LeafTable, data_source, read_table
 from models.training import run
 from models.window_dataset import build_window_data
 from tests.models.conftest import write_leaf
+from utils.partitioned import partition_path, write_partition
 
 
 def test_projection_reads_the_leaf_period_and_columns_only(leaf_path):
@@ -43,3 +46,30 @@ def test_training_runs_on_a_dataset_without_its_single_file_export(small_panel, 
     assert data_source(link) == tmp_path / "panel"
     result = run(leaf)
     assert result.best_score is not None and (leaf.ckpt_dir / "last.ckpt").is_file()
+
+
+def test_a_dataset_leaf_holds_only_its_narrow_columns_and_reads_inputs_in_training_order(small_panel, tmp_path):
+    """From a dataset, the rows in memory are ids, close and targets; the inputs go straight into one float32
+    array, in the same order as the whole table read in memory, even from a partition whose rows are unsorted."""
+    dataset = tmp_path / "ds"
+    shutil.copytree(small_panel["base_csv"].with_suffix(""), dataset)
+    leaf = load_leaf(write_leaf(tmp_path / "p", dataset))
+    path = partition_path(dataset, "1h", "BTCUSDT")
+    part = pd.read_parquet(path)
+    write_partition(part.sample(frac=1.0, random_state=0), dataset, "1h", "BTCUSDT")  # rows out of time order
+    lean, whole = LeafTable.read(leaf), LeafTable.of(leaf, read_table(dataset, leaf))
+    targets = {t.name for t in leaf.targets.targets}
+    assert set(lean.frame.columns) <= {"symbol", "period", "timestamp", "time_idx", "gap_before", "close"} | targets
+    for key in ("symbol", "period"):  # codes, not a string per row
+        assert isinstance(lean.frame[key].dtype, pd.CategoricalDtype)
+        np.testing.assert_array_equal(lean.frame[key].astype(str), whole.frame[key].astype(str))
+    rest = [c for c in lean.frame.columns if c not in ("symbol", "period")]
+    pd.testing.assert_frame_equal(lean.frame[rest], whole.frame[rest])
+    features = lean.numeric(targets)
+    assert features == whole.numeric(targets) and "rsi_14" in features
+    x = lean.inputs(features)
+    assert x.dtype == np.float32 and x.shape == (len(whole.frame), len(features))
+    np.testing.assert_array_equal(x, whole.inputs(features))
+    rows = np.arange(0, len(x), 7)
+    pd.testing.assert_frame_equal(lean.fit_frame(["rsi_14"], rows, ["BTCUSDT"]).reset_index(drop=True),
+                                  whole.fit_frame(["rsi_14"], rows, ["BTCUSDT"]).reset_index(drop=True))

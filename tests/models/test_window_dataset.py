@@ -233,3 +233,39 @@ def test_building_windows_leaves_the_table_unchanged(leaf, table):
     data = build_window_data(leaf, table)
     pd.testing.assert_frame_equal(table, before)
     assert data.x.dtype == torch.float32 and float(data.x.abs().max()) <= 10.0
+
+
+def test_the_level_test_runs_per_symbol_not_on_the_symbols_end_to_end(leaf, table):
+    """A column that is stationary within each symbol but sits at another level per symbol is not a level: the
+    concatenated symbols would look like a series that wanders off."""
+    from models.window_dataset import select_features
+
+    leaf.model.features.include, leaf.model.features.prefixes = ["ret_1"], ["spread_"]
+    t = table[table.period == "1h"].sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+    offset = t["symbol"].map({s: 50.0 * i for i, s in enumerate(sorted(t["symbol"].unique()))})
+    t["spread_noise"] = offset + np.random.default_rng(0).normal(size=len(t))
+    chosen, excluded = select_features(t, leaf, np.arange(len(t)))
+    assert t["symbol"].nunique() > 1 and "spread_noise" in chosen and excluded == {}
+
+
+def test_scalers_fit_block_by_block_equal_one_pass_statistics():
+    from models.scalers import BLOCK_ROWS, FeatureScaler, GroupFeatureScaler
+
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(BLOCK_ROWS * 2 + 17, 3)) * [1.0, 5.0, 1e-3] + [0.0, 100.0, 7.0]).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, 0] = np.nan  # an empty column: mean 0, scale 1
+    sc = FeatureScaler().fit(x)
+    np.testing.assert_allclose(sc.mean_[1:], np.nanmean(x[:, 1:], axis=0, dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(sc.scale_[1:], np.nanstd(x[:, 1:], axis=0, dtype=np.float64), rtol=1e-10)
+    assert sc.mean_[0] == 0.0 and sc.scale_[0] == 1.0
+    parts = FeatureScaler().fit(x[:1000]).partial_fit(x[1000:])
+    np.testing.assert_allclose(parts.mean_, sc.mean_, rtol=1e-12)
+    np.testing.assert_allclose(parts.scale_, sc.scale_, rtol=1e-10)
+    groups = np.where(np.arange(len(x)) % 3 == 0, "a", "b")
+    one = GroupFeatureScaler(min_rows=100).fit(x, groups)
+    two = GroupFeatureScaler(min_rows=100).fit(x[:50], groups[:50]).partial_fit(x[50:], groups[50:])
+    assert sorted(two.groups_) == ["a", "b"]  # the first part alone was below min_rows
+    for g in ("a", "b"):
+        np.testing.assert_allclose(two.groups_[g].scale_, one.groups_[g].scale_, rtol=1e-10)
+        np.testing.assert_allclose(one.groups_[g].mean_[1:], np.nanmean(x[groups == g, 1:], axis=0), rtol=1e-5)
