@@ -153,6 +153,9 @@ class TrainingSection:
     limit_train_batches: float | None = bounded(None, gt=0)
     limit_val_batches: float | None = bounded(None, gt=0)
     gradient_clip_val: float = bounded(1.0, ge=0.0)
+    #: Run the encoder's variable selection in chunks of time steps and recompute it in the backward pass: a
+    #: training step's activation memory drops ~10x and, on a CPU, the step is faster (bench/RESULTS.md).
+    activation_checkpointing: bool = True
 
     @property
     def log_steps(self) -> int:

@@ -84,6 +84,8 @@ class MyTFTModule(L.LightningModule):
             linear_skip=arch.linear_skip,  # False for checkpoints from before the key (Leaf.from_dict)
             interaction_l2=arch.interaction_l2,
         )
+        if m.training.activation_checkpointing:  # the encoder's selection holds most of a step's activations
+            self.net.enc_vsn.chunk_steps = self.net.enc_vsn.CHUNK_STEPS
         self.loss_fn = HybridMultiLoss(
             self.kinds, [w.loss_weights.get(n, 1.0) for n in self.target_names], arch.quantiles,
             classification_loss=w.classification_loss, focal_gamma=w.focal_gamma)

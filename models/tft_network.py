@@ -35,6 +35,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
     InterpretableMultiHeadAttention,
 )
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from utils.loss_factory import check_loss, get_loss
 
@@ -62,9 +63,33 @@ class VectorizedVSN(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.drop = nn.Dropout(dropout)
         self.selector = GatedResidualNetwork(n_vars * d_embed, hidden, n_vars, dropout, context_size, residual=False)
+        self.chunk_steps = 0  # > 0: recompute the selection in chunks of this many steps (see forward)
+
+    #: Time steps per chunk of the selection (inference; training with ``training.activation_checkpointing``).
+    #: Small chunks are also faster on a CPU: their temporaries stay in cache (bench/RESULTS.md).
+    CHUNK_STEPS = 4
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x``: [..., n_vars] -> (selected [..., hidden], weights [..., n_vars])."""
+        """``x``: [..., n_vars] -> (selected [..., hidden], weights [..., n_vars]).
+
+        The per-variable ``[B, T, V, 2H]`` activations are most of a step's memory, so a ``[B, T, n_vars]`` input
+        runs in chunks of time steps (the selection is per step: same values): always without gradients
+        (prediction, validation), and in training when ``chunk_steps`` is set, under activation checkpointing:
+        each chunk keeps only its inputs for the backward pass and is recomputed there (same gradients, dropout
+        masks replayed), at the cost of a second forward of this network.
+        """
+        if x.dim() != 3 or x.shape[1] <= self.CHUNK_STEPS:
+            return self._select(x, context)
+        if not torch.is_grad_enabled():  # inference: nothing is kept for a backward pass, chunks cost nothing
+            parts = [self._select(part, context) for part in x.split(self.CHUNK_STEPS, dim=1)]
+        elif self.chunk_steps:
+            parts = [checkpoint(self._select, part, context, use_reentrant=False)
+                     for part in x.split(self.chunk_steps, dim=1)]
+        else:
+            return self._select(x, context)
+        return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+
+    def _select(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         e = x.unsqueeze(-1) * self.embed_w + self.embed_b  # [..., V, d]
         h = nn.functional.elu(torch.einsum("...vd,vdh->...vh", e, self.w1) + self.b1)
         # No dropout on this [..., V, 2H] tensor: sampling it dominated the step time on CPU.

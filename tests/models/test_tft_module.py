@@ -115,3 +115,28 @@ def test_interaction_skip_learns_a_planted_product_that_the_linear_skip_cannot()
     assert w[k] > 5 * torch.cat([w[:k], w[k + 1:]]).max()
     assert acc > 0.9
     assert fit(_net(None, linear_skip=True)) < 0.7  # the linear skip alone: near chance
+
+
+def test_chunked_and_checkpointed_variable_selection_gives_the_same_outputs_and_gradients():
+    """Chunks of time steps (always without gradients; recomputed in backward under activation checkpointing)
+    change neither the outputs nor the gradients: the selection is per time step."""
+    from models.tft_network import VectorizedVSN
+
+    torch.manual_seed(0)
+    vsn = VectorizedVSN(n_vars=5, d_embed=3, hidden=8, dropout=0.0, context_size=8).eval()
+    x, ctx = torch.randn(6, 11, 5), torch.randn(6, 8)  # 11 steps: chunks of 4, 4 and 3
+
+    def grads(chunk: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        vsn.zero_grad()
+        vsn.chunk_steps = chunk
+        out, weights = vsn(x, ctx)
+        (out.pow(2).sum() + weights[..., 0].sum()).backward()
+        return out.detach(), [p.grad.clone() for p in vsn.parameters()]
+
+    plain, plain_grads = grads(0)
+    chunked, chunked_grads = grads(VectorizedVSN.CHUNK_STEPS)
+    torch.testing.assert_close(chunked, plain)
+    for a, b in zip(chunked_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(vsn(x, ctx)[0], plain)  # inference runs in chunks too
