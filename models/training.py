@@ -36,6 +36,7 @@ from utils.config import from_mapping
 from utils.errors import ConfigError, DataError, Interrupted
 from utils.io import file_fingerprint, write_text
 from utils.locks import output_lock
+from utils.memory import release_freed_memory
 from utils.metric_factory import MONITORABLE, get_metric
 from utils.partitioned import dataset_fingerprint, is_partitioned
 from utils.stage_summary import write_stage_summary
@@ -321,6 +322,7 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
         leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
         data = build_window_data(leaf, table)
     del table  # a table read here is released: the windows hold all that training and prediction need
+    release_freed_memory()  # the temporaries of building the windows
     module = MyTFTModule(make_spec(leaf, data))
     if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
         ws = leaf.weights.warm_start
@@ -360,6 +362,7 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
                             float(val_loss) if val_loss is not None else None)
         # predictions exist without an extra step: the best checkpoint predicts the validation span
         ckpt = best_path or str(leaf.ckpt_dir / "last.ckpt")
+        release_freed_memory()  # those of the training steps, before prediction maps its own
         best_module, _ = load_expert(ckpt)
         prediction = predict(best_module, leaf, "val", data=data, log_dir=log_dir, checkpoint=ckpt)
     return RunResult(best_path, str((leaf.ckpt_dir / "last.ckpt").resolve()), best_score, monitor,
