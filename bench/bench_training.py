@@ -141,6 +141,11 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"(b) training samples/s  ours {t_ours:12,.0f}   pytorch-forecasting {t_pf:10,.0f}   "
           f"ratio {t_ours / t_pf:8.2f}x   ({args.steps} steps each, same sizes: hidden {args.hidden}, heads "
           f"{args.heads}, hidden_continuous {args.hidden_continuous})")
+    plain = MyTFTModule(make_spec(leaf, data))
+    plain.net.enc_vsn.chunk_steps = 0  # training.activation_checkpointing: false
+    t_plain = _train_rate(plain, ours, args.steps, args.device, precision)
+    print(f"    ours without activation checkpointing {t_plain:12,.0f} samples/s: checkpointing (the default) "
+          f"{t_ours / t_plain:.2f}x its speed")
 
 
 def _observable_drivers(features: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from models.leaf_config import Leaf
 from src.bars import OHLCV
 from utils.errors import DataError
 from utils.io import read_frame
+from utils.memory import release_freed_memory
 from utils.partitioned import (
     is_partitioned,
     panel_columns,
@@ -219,6 +220,8 @@ def _open_partitioned(leaf: Leaf, src: Path) -> LeafTable:
     frame.insert(0, "symbol", pd.Categorical.from_codes(codes, categories=[p[1] for p in chosen]))
     schema = unified_schema(src)
     types = {c: schema.field(c).type for c in names if c not in ("symbol", "period")}
+    del frames
+    release_freed_memory()  # the per-partition frames: small blocks glibc would keep
     return LeafTable(frame, src, parts, types)
 
 

@@ -38,6 +38,7 @@ from models.leaf_data import (  # noqa: F401  (data_source, leaf_columns, leaf_r
 )
 from models.scalers import BLOCK_ROWS, FeatureScaler, GroupFeatureScaler, Scaler, scaler_from_state
 from utils.errors import ConfigError, DataError
+from utils.memory import release_freed_memory
 from utils.timeline import TimeSplit, as_utc, embargo_bars, period_delta, time_at_share
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,7 @@ def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray
         fy = GroupFeatureScaler() if f.normalize_targets == "group" else FeatureScaler()
         (x, y), (rx, ry) = raw, fit_rows
         fx, fy = _fit_rows(fx, x, symbols, rx), _fit_rows(fy, y, symbols, ry)
+        release_freed_memory()  # the blocks' float64 temporaries
     fy.fix_columns(np.array([t.kind == "classification" for t in leaf.targets.targets]))
     return fx, fy
 
