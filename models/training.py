@@ -24,7 +24,13 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from models.callbacks import BestAndLastCheckpoint, ExactResume, InterruptCheckpoint, ValidationOutputs
+from models.callbacks import (
+    BestAndLastCheckpoint,
+    ExactResume,
+    InterruptCheckpoint,
+    ReleaseFreedMemory,
+    ValidationOutputs,
+)
 from models.checkpoints import checkpoint_outcome, read_spec
 from models.leaf_config import Leaf, SplitSection, data_root_override, load_leaf, with_legacy
 from models.leaf_data import LeafTable, as_leaf_table, data_source, leaf_rows
@@ -157,7 +163,8 @@ def _trainer(leaf: Leaf, monitor: str, mode: str, extra: list | None = None) -> 
     tr, t = leaf.model.trainer, leaf.model.training
     ckpt = BestAndLastCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
                                  save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
-    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs(), *(extra or [])]
+    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs(), ReleaseFreedMemory(),
+                 *(extra or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     log_root = leaf.log_dir.parent
