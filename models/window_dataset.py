@@ -246,10 +246,10 @@ def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[st
     """Sample end rows per split. train/val/test need known targets (loss, calibration); the predict_* spans only
     need history, so the latest bars, whose outcomes are not known yet, are predicted too."""
     valid = enough_history & finite_y
-    return {"train": np.flatnonzero(valid & spans["train"]), "val": np.flatnonzero(valid & spans["val"]),
-            "test": np.flatnonzero(valid & spans["test"]),
-            "predict_test": np.flatnonzero(enough_history & spans["test"]),
-            "predict_all": np.flatnonzero(enough_history)}
+    rows = {"train": valid & spans["train"], "val": valid & spans["val"], "test": valid & spans["test"],
+            "predict_test": enough_history & spans["test"], "predict_all": enough_history}
+    kind = np.int32 if len(valid) < 2**31 else np.int64  # half the memory of the index arrays
+    return {name: np.flatnonzero(mask).astype(kind) for name, mask in rows.items()}
 
 
 def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray], symbols: np.ndarray,
@@ -372,20 +372,14 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     return WindowData(
         x=torch.from_numpy(_transform_rows(fx, raw_x, symbols, out=raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
-        # writable arrays of their own: the loaders use them without a copy each
-        time_idx=np.array(table["time_idx"], dtype=np.int64) if "time_idx" in table else np.arange(len(table)),
-        timestamp=np.array(ts.asi8), close=np.array(table["close"], dtype=np.float64), splits=splits, features=features,
+        # views of the table's columns where their types allow (no copies; the loaders only index them)
+        time_idx=table["time_idx"].to_numpy(dtype=np.int64) if "time_idx" in table else np.arange(len(table)),
+        timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
         known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
         excluded_levels=excluded, time_split=time_split,
     )
-
-
-def _writable(values: np.ndarray, dtype: type) -> np.ndarray:
-    """``values`` itself when it is a writable array of ``dtype`` (torch shares it), else a copy."""
-    values = np.asarray(values)
-    return values if values.dtype == dtype and values.flags.writeable else np.array(values, dtype=dtype)
 
 
 class WindowDataset(Dataset):
@@ -395,10 +389,11 @@ class WindowDataset(Dataset):
         self.data = data
         self.ends = ends
         self._offsets = torch.arange(-data.encoder_length + 1, 1)
-        self._time_idx = torch.from_numpy(_writable(data.time_idx, np.int64))
-        self._timestamp = torch.from_numpy(_writable(data.timestamp, np.int64))
+        # numpy arrays, indexed per batch: they may be read-only views of the leaf's table (no copy of them)
+        self._time_idx = np.asarray(data.time_idx, dtype=np.int64)
+        self._timestamp = np.asarray(data.timestamp, dtype=np.int64)
         # float64 close prices as int64 bits: precision plugins cast floating batch tensors to half types
-        self._close_bits = torch.from_numpy(_writable(data.close, np.float64).view(np.int64))
+        self._close_bits = np.asarray(data.close, dtype=np.float64).view(np.int64)
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -417,9 +412,9 @@ class WindowDataset(Dataset):
             "target": torch.from_numpy(d.y.numpy()[end_np]),
             "row": end,
             # identifiers and the decision bar's close travel with the batch for prediction output
-            "time_idx": self._time_idx[end],
-            "timestamp": self._timestamp[end],
-            "close_bits": self._close_bits[end],
+            "time_idx": torch.from_numpy(self._time_idx[end_np]),
+            "timestamp": torch.from_numpy(self._timestamp[end_np]),
+            "close_bits": torch.from_numpy(self._close_bits[end_np]),
         }
 
 
