@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models.leaf_config import Leaf
+from models.scalers import BLOCK_ROWS
 from src.bars import OHLCV
 from utils.errors import DataError
 from utils.io import read_frame
@@ -29,9 +30,6 @@ from utils.partitioned import (
     unified_schema,
 )
 from utils.timeline import ID_COLUMNS, feature_columns, is_target
-
-#: Rows copied to the float32 input array at a time from a table in memory.
-BLOCK_ROWS = 1 << 16
 
 
 def data_source(path: str | Path) -> Path:

@@ -279,7 +279,7 @@ def _fit_rows(scaler: Scaler, x: np.ndarray, groups: np.ndarray, rows: np.ndarra
     return scaler
 
 
-def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: int = 1 << 16,
+def _transform_rows(fx: Scaler, raw_x: np.ndarray, symbols: np.ndarray, block: int = BLOCK_ROWS,
                     out: np.ndarray | None = None) -> np.ndarray:
     """``fx.transform`` block by block into one float32 array (``out``: in place, when ``raw_x`` is a float32
     copy of its own): the float64 temporaries of the scaling stay the size of a block, not of the table (a
