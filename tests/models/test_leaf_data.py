@@ -73,3 +73,13 @@ def test_a_dataset_leaf_holds_only_its_narrow_columns_and_reads_inputs_in_traini
     rows = np.arange(0, len(x), 7)
     pd.testing.assert_frame_equal(lean.fit_frame(["rsi_14"], rows, ["BTCUSDT"]).reset_index(drop=True),
                                   whole.fit_frame(["rsi_14"], rows, ["BTCUSDT"]).reset_index(drop=True))
+
+
+def test_a_dataset_leaf_without_rows_of_its_symbols_is_a_data_error(small_panel, tmp_path):
+    import pytest
+
+    from utils.errors import DataError
+
+    leaf = load_leaf(write_leaf(tmp_path / "p", small_panel["base_csv"].with_suffix("")), ["data.symbols=[NOPEUSDT]"])
+    with pytest.raises(DataError, match="no 1h rows in"):
+        LeafTable.read(leaf)
