@@ -54,3 +54,16 @@ def test_callbacks_write_into_the_loggers_folder(leaf_path, tmp_path):
     frame = pd.read_parquet(writer.outputs["predictions"])
     assert set(frame["split"]) == {"oof"} and len(frame) == len(data.splits["val"]) * len(module.target_names)
     assert writer.outputs["predictions"].startswith(str(log_dir))
+
+
+def test_release_freed_memory_trims_every_n_batches_of_each_loop(monkeypatch):
+    import models.callbacks as callbacks
+
+    calls = []
+    monkeypatch.setattr(callbacks, "release_freed_memory", lambda: calls.append(1) or True)
+    cb = callbacks.ReleaseFreedMemory(every=16)
+    for i in range(32):
+        cb.on_train_batch_end(None, None, None, None, i)
+    for i in range(20):
+        cb.on_predict_batch_end(None, None, None, None, i)
+    assert len(calls) == 3  # after batches 15 and 31 of training, 15 of prediction
