@@ -29,14 +29,10 @@ from __future__ import annotations
 import math
 
 import torch
-from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
-    GateAddNorm,
-    GatedResidualNetwork,
-    InterpretableMultiHeadAttention,
-)
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from models.tft_layers import GateAddNorm, GatedResidualNetwork, InterpretableMultiHeadAttention
 from utils.loss_factory import check_loss, get_loss
 
 
