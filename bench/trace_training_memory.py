@@ -42,6 +42,10 @@ def _wrap(owner: object, name: str, label: str) -> None:
 
     @functools.wraps(fn)
     def traced(*args: object, **kwargs: object) -> object:
+        s = _status()
+        _PEAKS.append(s["VmHWM"])  # of the work since the last phase (the enclosing phase's, when nested)
+        print(f"[phase] {'(until ' + label + ')':26s} {'':9s}   peak {s['VmHWM']:.2f} GiB   "
+              f"at {s['VmRSS']:.2f} GiB", file=sys.stderr, flush=True)
         _reset_peak()
         started = time.perf_counter()
         out = fn(*args, **kwargs)
@@ -55,10 +59,27 @@ def _wrap(owner: object, name: str, label: str) -> None:
     setattr(owner, name, traced)
 
 
+def _trace_loops(every: int = 16) -> None:
+    """Print resident memory every ``every`` batches of each loop (a creep shows up here, not in a phase peak)."""
+    from models.callbacks import ReleaseFreedMemory
+
+    maybe = ReleaseFreedMemory._maybe
+
+    def traced(self: ReleaseFreedMemory, batch_idx: int) -> None:
+        maybe(self, batch_idx)
+        if batch_idx % every == every - 1:
+            s = _status()
+            print(f"[batch] {batch_idx + 1:6d}   resident {s['VmRSS']:.2f} GiB   peak so far {s['VmHWM']:.2f} GiB",
+                  file=sys.stderr, flush=True)
+
+    ReleaseFreedMemory._maybe = traced
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the arguments are ``train_multi_tft.py``'s."""
     import lightning as L
 
+    import models.callbacks as callbacks
     import models.leaf_data as leaf_data
     import models.training as training
     import models.window_dataset as windows
@@ -69,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     for owner, name, label in [
         (leaf_data.LeafTable, "read", "read the leaf (narrow)"), (windows, "select_features", "choose inputs"),
         (leaf_data.LeafTable, "inputs", "read inputs (float32)"), (windows, "_scalers", "fit scalers"),
-        (windows, "_known_future", "calendar covariates"), (windows, "_transform_rows", "scale in place"),
+        (windows, "known_future", "calendar covariates"), (windows, "_transform_rows", "scale in place"),
         (L.Trainer, "fit", "fit"),
-        (training, "predict", "predict validation"),
+        (callbacks.PredictionWriter, "_write", "write predictions"), (training, "predict", "predict validation"),
     ]:
         _wrap(owner, name, label)
+    _trace_loops()
     rc = train_multi_tft.main(sys.argv[1:] if argv is None else argv)
     print(f"[phase] largest phase peak {max(_PEAKS + [_status()['VmHWM']]):.2f} GiB", file=sys.stderr)
     return rc

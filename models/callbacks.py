@@ -51,7 +51,8 @@ def _tb_writer(trainer: L.Trainer):
 
 
 class ReleaseFreedMemory(L.Callback):
-    """Gives freed memory back to the OS every ``every`` batches of training, validation and prediction.
+    """Gives freed memory back to the OS every ``every`` batches of training, validation and prediction, and at the
+    end of a validation or prediction pass (list it before the callbacks that write that pass's outputs).
 
     A step's temporaries are freed, but glibc keeps the pages (the small arrays a loop keeps, such as prediction
     outputs, pin the heap between them), so resident memory creeps up by a few hundred MB over a loop on a large
@@ -73,6 +74,13 @@ class ReleaseFreedMemory(L.Callback):
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: D102
         self._maybe(batch_idx)
+
+    # At the end of a loop too, before the writers that follow this callback gather the loop's outputs.
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        release_freed_memory()
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        release_freed_memory()
 
 
 class ValidationOutputs(L.Callback):

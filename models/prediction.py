@@ -118,7 +118,7 @@ def predict(module: MyTFTModule, leaf: Leaf, split: Split = "val", data: WindowD
     writer = PredictionWriter(label or split)
     trainer = L.Trainer(accelerator=leaf.model.trainer.accelerator, devices=1, precision=precision_for(leaf),
                         logger=tb, enable_progress_bar=True, use_distributed_sampler=False, enable_model_summary=False,
-                        callbacks=[writer, ReleaseFreedMemory()])
+                        callbacks=[ReleaseFreedMemory(), writer])
     loader = make_loader(data, SPLIT_ROWS[split], leaf.model.training.batch_size, False)
     with warnings.catch_warnings():
         # the writer keeps batches in loader order and needs no sample indices, which our batch sampler does not give

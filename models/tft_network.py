@@ -61,24 +61,38 @@ class VectorizedVSN(nn.Module):
         self.selector = GatedResidualNetwork(n_vars * d_embed, hidden, n_vars, dropout, context_size, residual=False)
         self.chunk_steps = 0  # > 0: recompute the selection in chunks of this many steps (see forward)
 
-    #: Time steps per chunk of the selection (inference; training with ``training.activation_checkpointing``).
-    #: Small chunks are also faster on a CPU: their temporaries stay in cache (bench/RESULTS.md).
+    #: Time steps per chunk of the selection in training with ``training.activation_checkpointing`` (on this
+    #: CPU 4 was the fastest, faster than no chunks: small chunks stay in cache; bench/RESULTS.md).
     CHUNK_STEPS = 4
+    #: Largest temporary of an inference chunk (elements of ``[batch, steps, n_vars, 2 x hidden]``) per device type.
+    #: On a CPU ~4 MB: chunk temporaries that small are reused from the C heap from batch to batch, while larger ones
+    #: fragment it and resident memory grows by ~2x the live temporaries over a prediction pass. On a GPU only a
+    #: cap on memory (large chunks: fewer kernel launches).
+    INFERENCE_ELEMENTS = {"cpu": 1 << 20}
+    _DEFAULT_INFERENCE_ELEMENTS = 1 << 28
+
+    def _inference_steps(self, x: torch.Tensor) -> int:
+        """Time steps per chunk of a ``[B, T, n_vars]`` input without gradients."""
+        budget = self.INFERENCE_ELEMENTS.get(x.device.type, self._DEFAULT_INFERENCE_ELEMENTS)
+        return max(1, budget // max(1, x.shape[0] * self.n_vars * self.w2.shape[-1]))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x``: [..., n_vars] -> (selected [..., hidden], weights [..., n_vars]).
 
         The per-variable ``[B, T, V, 2H]`` activations are most of a step's memory, so a ``[B, T, n_vars]`` input
         runs in chunks of time steps (the selection is per step: same values): always without gradients
-        (prediction, validation), and in training when ``chunk_steps`` is set, under activation checkpointing:
-        each chunk keeps only its inputs for the backward pass and is recomputed there (same gradients, dropout
-        masks replayed), at the cost of a second forward of this network.
+        (prediction, validation; chunk size from :attr:`INFERENCE_ELEMENTS`), and in training when ``chunk_steps``
+        is set, under activation checkpointing: each chunk keeps only its inputs for the backward pass and is
+        recomputed there (same gradients, dropout masks replayed), at the cost of a second forward of this network.
         """
-        if x.dim() != 3 or x.shape[1] <= self.CHUNK_STEPS:
+        if x.dim() != 3:
             return self._select(x, context)
         if not torch.is_grad_enabled():  # inference: nothing is kept for a backward pass, chunks cost nothing
-            parts = [self._select(part, context) for part in x.split(self.CHUNK_STEPS, dim=1)]
-        elif self.chunk_steps:
+            steps = self._inference_steps(x)
+            if steps >= x.shape[1]:
+                return self._select(x, context)
+            parts = [self._select(part, context) for part in x.split(steps, dim=1)]
+        elif self.chunk_steps and x.shape[1] > self.chunk_steps:
             parts = [checkpoint(self._select, part, context, use_reentrant=False)
                      for part in x.split(self.chunk_steps, dim=1)]
         else:

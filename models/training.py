@@ -163,7 +163,8 @@ def _trainer(leaf: Leaf, monitor: str, mode: str, extra: list | None = None) -> 
     tr, t = leaf.model.trainer, leaf.model.training
     ckpt = BestAndLastCheckpoint(dirpath=leaf.ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
                                  save_top_k=t.save_top_k, save_last=True, auto_insert_metric_name=False)
-    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ValidationOutputs(), ReleaseFreedMemory(),
+    # ReleaseFreedMemory before the validation writer: it trims the heap before the pass's outputs are gathered
+    callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ReleaseFreedMemory(), ValidationOutputs(),
                  *(extra or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from features.stationarity import level_columns, test_symbols
+from models.calendar import CALENDAR_CYCLES, calendar_features, known_future, usable_known  # noqa: F401 (moved)
 from models.leaf_config import Leaf
 from models.leaf_data import (  # noqa: F401  (data_source, leaf_columns, leaf_rows, read_table: their historical home)
     LeafTable,
@@ -39,7 +40,7 @@ from models.leaf_data import (  # noqa: F401  (data_source, leaf_columns, leaf_r
 from models.scalers import BLOCK_ROWS, FeatureScaler, GroupFeatureScaler, Scaler, scaler_from_state
 from utils.errors import ConfigError, DataError
 from utils.memory import release_freed_memory
-from utils.timeline import TimeSplit, as_utc, embargo_bars, period_delta, time_at_share
+from utils.timeline import TimeSplit, as_utc, embargo_bars, time_at_share
 
 logger = logging.getLogger(__name__)
 
@@ -91,46 +92,6 @@ def select_features(table: pd.DataFrame | LeafTable, leaf: Leaf, fit_rows: np.nd
     if not chosen:
         raise DataError(f"{leaf.config_path}: the feature rules select no column of {leaf.model.data.path}")
     return chosen, excluded
-
-
-def calendar_features(ts_ns: np.ndarray, names: list[str]) -> np.ndarray:
-    """Known-future calendar covariates (sin/cos of hour, weekday, month) for int64 ns timestamps."""
-    idx = pd.DatetimeIndex(ts_ns.ravel(), tz="UTC")
-    hour = idx.hour.to_numpy() + idx.minute.to_numpy() / 60.0
-    base = {
-        "hour": (hour, 24.0), "weekday": (idx.dayofweek.to_numpy(), 7.0), "month": (idx.month.to_numpy() - 1, 12.0),
-    }
-    cols = []
-    for name in names:
-        key, fn = name.rsplit("_", 1)
-        if key not in base or fn not in ("sin", "cos"):
-            raise DataError(f"unknown known-future covariate {name!r}; use hour/weekday/month _sin/_cos")
-        value, period = base[key]
-        cols.append((np.sin if fn == "sin" else np.cos)(2 * np.pi * value / period))
-    return np.stack(cols, axis=-1).reshape(*ts_ns.shape, len(names)).astype(np.float32)
-
-
-#: Length of each calendar covariate's cycle.
-CALENDAR_CYCLES = {"hour": pd.Timedelta(days=1), "weekday": pd.Timedelta(days=7), "month": pd.Timedelta(days=365)}
-
-
-def usable_known(names: list[str], train_span: pd.Timedelta, step: pd.Timedelta | None = None) -> list[str]:
-    """The known-future calendar covariates whose cycle the training span covers at least twice.
-
-    A month-of-year cosine over a few months of training data does not describe a season: it only says
-    when a row was, a proxy for calendar time that a model latches on to and that cannot generalise.
-    Bars of a day or longer (``step``) get no hour-of-day covariate: it is constant on them.
-    """
-    daily = step is not None and step >= pd.Timedelta(days=1)
-    keep = [n for n in names if CALENDAR_CYCLES.get(n.rsplit("_", 1)[0], pd.Timedelta(0)) * 2 <= train_span
-            and not (daily and n.startswith("hour_"))]
-    if names and not keep:
-        raise DataError(f"features.known_future = {names}: the training span ({train_span}) covers none of their "
-                        f"cycles twice; list shorter cycles (hour_sin, weekday_sin, ...) or train on more data")
-    if len(keep) < len(names):
-        logger.info("known-future covariates %s left out: their cycle is longer than half the training span (%s)",
-                    sorted(set(names) - set(keep)), train_span)
-    return keep
 
 
 def segment_start(table: pd.DataFrame) -> np.ndarray:
@@ -217,21 +178,6 @@ class WindowData:
     time_split: TimeSplit | None = None  # the spans the split indices come from
 
 
-def _known_future(ts: pd.DatetimeIndex, train_rows: np.ndarray, leaf: Leaf, horizon: int,
-                  names: list[str] | None) -> tuple[list[str], np.ndarray]:
-    """Calendar covariates of decoder steps ``t+1 .. t+H``: the checkpoint's names, or those whose cycle the
-    training span covers twice (:func:`usable_known`)."""
-    step = period_delta(leaf.model.period)
-    if names is None:
-        span = ts[train_rows].max() - ts[train_rows].min()
-        names = usable_known(list(leaf.model.features.known_future), span, step)
-    ahead = step.value * np.arange(1, horizon + 1)[None, :]
-    out = np.empty((len(ts), horizon, len(names)), dtype=np.float32)
-    for start in range(0, len(ts), BLOCK_ROWS):  # block by block: the float64 temporaries stay small
-        out[start:start + BLOCK_ROWS] = calendar_features(ts.asi8[start:start + BLOCK_ROWS, None] + ahead, names)
-    return list(names), out
-
-
 def _same_features(selected: list[str], stored: list[str] | None, path: str) -> list[str]:
     """The selected columns, which must be a checkpoint's own list when one is given."""
     if stored is not None and selected != stored:
@@ -250,6 +196,18 @@ def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[st
             "predict_test": enough_history & spans["test"], "predict_all": enough_history}
     kind = np.int32 if len(valid) < 2**31 else np.int64  # half the memory of the index arrays
     return {name: np.flatnonzero(mask).astype(kind) for name, mask in rows.items()}
+
+
+def _window_rows(leaf: Leaf, table: pd.DataFrame, raw_y: np.ndarray, spans: dict[str, np.ndarray],
+                 time_split: TimeSplit) -> dict[str, np.ndarray]:
+    """End rows of each split's windows (:func:`_split_rows`); a DataError when the training span has none."""
+    enough_history = np.arange(len(table)) - segment_start(table) >= leaf.model.window.encoder_length - 1
+    splits = _split_rows(enough_history, np.isfinite(raw_y).all(axis=1), spans)
+    if splits["train"].size == 0:
+        targets = [t.name for t in leaf.targets.targets]
+        raise DataError(_no_window_message(leaf, table, targets, enough_history, spans["train"], time_split.edges[1]))
+    release_freed_memory()  # the table-length temporaries of finding the windows, before the scalers' own
+    return splits
 
 
 def _scalers(leaf: Leaf, scalers: dict | None, raw: tuple[np.ndarray, np.ndarray], symbols: np.ndarray,
@@ -359,23 +317,21 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     features = _same_features(selected, features, m.data.path)
     raw_x = source.inputs(features)  # our own: it is scaled in place
     raw_y = table[targets].to_numpy(dtype=np.float64)
-    enough_history = np.arange(len(table)) - segment_start(table) >= L - 1
-    splits = _split_rows(enough_history, np.isfinite(raw_y).all(axis=1), spans)
-    if splits["train"].size == 0:
-        raise DataError(_no_window_message(leaf, table, targets, enough_history, spans["train"], time_split.edges[1]))
-
+    splits = _window_rows(leaf, table, raw_y, spans, time_split)
     symbols = table["symbol"].to_numpy()
     fx, fy = _scalers(leaf, scalers, (raw_x, raw_y), symbols, (np.flatnonzero(spans["train"]), splits["train"]))
     y = _scaled_targets(raw_y, fy, symbols)
     cats, static = _encodings(table, m.period, categories)
-    known_names, known = _known_future(ts, splits["train"], leaf, H, known_names)
+    known_names, known = known_future(ts, splits["train"], leaf, H, known_names)
+    release_freed_memory()  # the calendar's float64 temporaries, before the scaling's
     return WindowData(
         x=torch.from_numpy(_transform_rows(fx, raw_x, symbols, out=raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
-        # views of the table's columns where their types allow (no copies; the loaders only index them)
+        # views of the table's one-column blocks (no copies; the loaders only index them); close is copied: a
+        # view of it would keep the table's whole float64 block (close and the targets) alive
         time_idx=table["time_idx"].to_numpy(dtype=np.int64) if "time_idx" in table else np.arange(len(table)),
-        timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64), splits=splits, features=features,
-        known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
+        timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64, copy=True), splits=splits,
+        features=features, known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
         target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
         excluded_levels=excluded, time_split=time_split,

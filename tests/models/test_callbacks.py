@@ -67,3 +67,17 @@ def test_release_freed_memory_trims_every_n_batches_of_each_loop(monkeypatch):
     for i in range(20):
         cb.on_predict_batch_end(None, None, None, None, i)
     assert len(calls) == 3  # after batches 15 and 31 of training, 15 of prediction
+    cb.on_predict_epoch_end(None, None)
+    cb.on_validation_epoch_end(None, None)
+    assert len(calls) == 5  # and at the end of each pass
+
+
+def test_release_freed_memory_runs_before_the_validation_writer(leaf_path):
+    """Lightning calls epoch-end hooks in list order: the trim must come before the writer gathers outputs."""
+    from models.callbacks import ReleaseFreedMemory, ValidationOutputs
+    from models.leaf_config import load_leaf
+    from models.training import _trainer
+
+    trainer, _ = _trainer(load_leaf(leaf_path), "val_loss", "min")
+    kinds = [type(cb) for cb in trainer.callbacks]
+    assert kinds.index(ReleaseFreedMemory) < kinds.index(ValidationOutputs)

@@ -139,5 +139,7 @@ def test_chunked_and_checkpointed_variable_selection_gives_the_same_outputs_and_
     torch.testing.assert_close(chunked, plain)
     for a, b in zip(chunked_grads, plain_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    vsn.INFERENCE_ELEMENTS = {"cpu": 6 * 5 * 16 * 3}  # 3 steps per chunk: chunks of 3, 3, 3, 2
+    assert vsn._inference_steps(x) == 3
     with torch.no_grad():
         torch.testing.assert_close(vsn(x, ctx)[0], plain)  # inference runs in chunks too

@@ -3,13 +3,13 @@ import pandas as pd
 import pytest
 import torch
 
+from models.calendar import calendar_features, usable_known
 from models.leaf_config import load_leaf
 from models.window_dataset import (
     FeatureScaler,
     WindowBatchSampler,
     WindowDataset,
     build_window_data,
-    calendar_features,
     segment_start,
 )
 from utils.errors import DataError
@@ -145,8 +145,6 @@ def test_checkpoint_spec_carries_the_level_verdict(leaf, table):
 
 
 def test_calendar_covariates_need_two_cycles_of_training_data(leaf, table):
-    from models.window_dataset import usable_known
-
     names = ["hour_sin", "weekday_cos", "month_sin", "month_cos"]
     assert usable_known(names, pd.Timedelta(days=60)) == ["hour_sin", "weekday_cos"]  # months only encode the date
     assert usable_known(names, pd.Timedelta(days=800)) == names
