@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-symbols", help="sizes for the reference (default: all of --symbols)")
     p.add_argument("--extrapolate", default="300x5", help="symbols x years to extrapolate to")
     p.add_argument("--work", help="scratch folder (default: a temporary one)")
-    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the scratch folder and each size's built data (a later --stages train reuses it)")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.symbols.split(",")]
     ref_sizes = [int(s) for s in args.ref_symbols.split(",")] if args.ref_symbols else sizes
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             mine = [st for st in stages if st != "train" or n == (args.train_at or max(sizes))]
             ours[n] = _stages(ROOT, raw, work / f"data_{n}", mine, args.export, (args.experts, args.fusion_export))
             print(json.dumps({"symbols": n, "this": ours[n], "ref": ref.get(n)}), flush=True)  # survives a kill
-            shutil.rmtree(work / f"data_{n}", ignore_errors=True)
+            if not args.keep:  # kept with --keep: a later --stages train measures on the same data
+                shutil.rmtree(work / f"data_{n}", ignore_errors=True)
             print(f"-- {n} symbols done", flush=True)
         print(f"synthetic market, {args.days} days, periods 1h,4h,1d; this tree's build with --export {args.export}, "
               f"fusion with --export {args.fusion_export}{', experts ' + args.experts if args.experts else ''}")

@@ -9,7 +9,8 @@ comes from here, into the folder of the trainer's logger:
 * :class:`PredictionWriter` (Lightning's ``BasePredictionWriter``): ``predictions/predictions_*.parquet`` and its
   eval report, labelled with the writer's ``split``;
 * :class:`InterruptCheckpoint` and :class:`ExactResume`: a stopped run resumes where it stopped, bit for bit;
-* :class:`BestAndLastCheckpoint`: the best checkpoints by the monitor, and ``last.ckpt`` after every epoch.
+* :class:`BestAndLastCheckpoint`: the best checkpoints by the monitor, and ``last.ckpt`` after every epoch;
+* :class:`AveragedWeights`: an exponential moving average of the weights for validation, checkpoints and prediction.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, EMAWeightAveraging, ModelCheckpoint
 
 from models.outputs import (
     append_calibration_csv,
@@ -276,3 +277,48 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         """Top-k as the parent, then ``last.ckpt`` if the parent did not write it."""
         super().on_validation_end(trainer, pl_module)
         self._save_last_anyway(trainer, at_train_epoch_end=False)
+
+
+class AveragedWeights(EMAWeightAveraging):
+    """An exponential moving average of the parameters (``training.ema_decay``), updated after every optimizer step.
+
+    Validation runs with the averaged parameters, and checkpoints carry them as their ``state_dict`` (the raw ones
+    beside them, for a resume), so the monitor, the best checkpoint and every prediction are the averaged
+    network's. Buffers are not averaged: they are the module's own state, above all the calibration that
+    ``on_validation_epoch_end`` fits on the averaged network's validation logits; Lightning's callback would
+    average them with the parameters and put a stale calibration into the checkpoint.
+    """
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(decay=decay, use_buffers=False)
+        self._swapped = False  # the module holds the averaged parameters (inside a validation pass)
+
+    def _swap_models(self, pl_module: L.LightningModule) -> None:
+        for average, current in zip(self._average_model.module.parameters(), pl_module.parameters(), strict=True):
+            tmp = average.data.clone()
+            average.data.copy_(current.data)
+            current.data.copy_(tmp)
+        self._swapped = not self._swapped
+
+    def _copy_average_to_current(self, pl_module: L.LightningModule) -> None:
+        for average, current in zip(self._average_model.module.parameters(), pl_module.parameters(), strict=True):
+            current.data.copy_(average.data)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """The averaged parameters with the module's own buffers (its calibration) as the ``state_dict``.
+
+        A checkpoint written inside a validation pass (a SIGTERM or Ctrl-C there) finds the two sets of parameters
+        swapped: the module's are the averaged ones, the average model holds the raw ones.
+        """
+        if self._average_model is None or not self._swapped:
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        else:
+            average = self._average_model.state_dict()
+            checkpoint["current_model_state"] = {k[7:]: v for k, v in average.items() if k.startswith("module.")}
+            checkpoint["averaging_state"] = {k: v for k, v in average.items() if not k.startswith("module.")}
+        current = checkpoint.get("current_model_state")
+        if current is not None:  # the module's buffers, in both
+            buffers = {name for name, _ in pl_module.named_buffers()}
+            own = {k: v for k, v in pl_module.state_dict().items() if k in buffers}
+            checkpoint["state_dict"].update(own)
+            current.update(own)

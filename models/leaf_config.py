@@ -156,6 +156,9 @@ class TrainingSection:
     #: Run the encoder's variable selection in chunks of time steps and recompute it in the backward pass: a
     #: training step's activation memory drops ~10x and, on a CPU, the step is faster (bench/RESULTS.md).
     activation_checkpointing: bool = True
+    #: Decay of an exponential moving average of the weights, updated after every optimizer step (0: off).
+    #: Validation, checkpoints and predictions use the averaged weights; training continues from the raw ones.
+    ema_decay: float = bounded(0.0, ge=0.0, lt=1.0)
 
     @property
     def log_steps(self) -> int:

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from models.callbacks import (
+    AveragedWeights,
     BestAndLastCheckpoint,
     ExactResume,
     InterruptCheckpoint,
@@ -166,6 +167,8 @@ def _trainer(leaf: Leaf, monitor: str, mode: str, extra: list | None = None) -> 
     # ReleaseFreedMemory before the validation writer: it trims the heap before the pass's outputs are gathered
     callbacks = [ckpt, InterruptCheckpoint(leaf.ckpt_dir / "last.ckpt"), ReleaseFreedMemory(), ValidationOutputs(),
                  *(extra or [])]
+    if t.ema_decay:  # validation, checkpoints and so predictions see the averaged weights
+        callbacks.append(AveragedWeights(t.ema_decay))
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     log_root = leaf.log_dir.parent

@@ -32,6 +32,8 @@ def test_wrong_type_and_range_via_overrides(leaf_path):
         load_leaf(leaf_path, ["training.batch_size=big"])
     with pytest.raises(ConfigError, match=r"key 'model\.dropout' = 1\.5: must be < 1\.0"):
         load_leaf(leaf_path, ["model.dropout=1.5"])
+    with pytest.raises(ConfigError, match=r"key 'training\.ema_decay' = 1\.0: must be < 1\.0"):
+        load_leaf(leaf_path, ["training.ema_decay=1.0"])
     with pytest.raises(ConfigError, match=r"key 'model\.attention_heads' = 3: must divide hidden_size 8"):
         load_leaf(leaf_path, ["model.attention_heads=3"])
 

@@ -295,8 +295,9 @@ def _interrupt_at(epoch: int, batch: int):
 
 @pytest.mark.parametrize(("stop_epoch", "stop_batch"), [(0, 5), (1, 2)])
 @pytest.mark.parametrize("skip", [["model.linear_skip=false"], ["model.linear_skip=true"],
-                                  ["model.linear_skip=true", "model.interaction_l2=1.0"]],
-                         ids=["plain", "linear_skip", "interactions"])
+                                  ["model.linear_skip=true", "model.interaction_l2=1.0"],
+                                  ["model.linear_skip=true", "training.ema_decay=0.9"]],
+                         ids=["plain", "linear_skip", "interactions", "ema"])
 def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     """2 epochs straight == stopped (at the end of epoch 1, or 2 batches into epoch 2) and resumed: identical
     weights, with dropout on and shuffled batches."""
@@ -306,7 +307,7 @@ def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     over = ["training.max_epochs=2", "training.limit_train_batches=5", "model.dropout=0.2", *skip]
     straight = run(load_leaf(leaf_path, over))
     want = _ckpt(straight.last_model_path)["state_dict"]
-    assert ("net.pair_w" in want) == (len(skip) == 2)
+    assert ("net.pair_w" in want) == any(s.startswith("model.interaction_l2") for s in skip)
     if "net.pair_w" in want:  # trained (it starts at zero), and the penalty keeps it small
         assert 0 < float(want["net.pair_w"].abs().max()) < 1
     real = tr._trainer
@@ -332,6 +333,27 @@ def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
     # last batch comes before that epoch's validation)
     diffs = {k: float((got[k].float() - want[k].float()).abs().max()) for k in want if k.startswith("net.")}
     assert max(diffs.values()) == 0.0, sorted(diffs.items(), key=lambda kv: -kv[1])[:5]
+
+
+def test_ema_weights_are_validated_checkpointed_and_predict(leaf_path):
+    """With ``training.ema_decay`` the checkpoint's weights are the moving average (the raw ones kept beside them
+    for a resume), and the validation predictions are those of the averaged network."""
+    from models.prediction import load_expert
+
+    over = ["training.max_epochs=1", "training.limit_train_batches=6", "training.ema_decay=0.5"]
+    result = run(load_leaf(leaf_path, over))
+    ckpt = _ckpt(result.last_model_path)
+    avg, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    assert set(avg) == set(raw)
+    moved = [k for k in avg if k.startswith("net.") and not torch.equal(avg[k], raw[k])]
+    assert moved, "the averaged weights equal the raw ones"
+    # the calibration is fit on the averaged network's logits and saved with it, not averaged with the weights
+    assert torch.equal(avg["cal_scale"], raw["cal_scale"]) and not torch.equal(avg["cal_scale"], torch.ones(2))
+    # the averaged network is what a checkpoint loads and predicts with
+    module, _ = load_expert(result.last_model_path)
+    got = dict(module.state_dict())
+    assert all(torch.equal(got[k], avg[k]) for k in moved)
+    assert result.prediction is not None
 
 
 def test_last_checkpoint_is_the_last_epoch_when_the_monitor_does_not_improve(leaf_path):
