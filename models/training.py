@@ -200,6 +200,13 @@ def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
             raise ConfigError(f"{leaf.config_path}: cannot resume {path}: '{key}' changed {diff}; resume needs the "
                               f"same architecture: resume with {back}, or start from these weights with "
                               f"warm_start_train.py")
+    # the averaged weights are the checkpoint's state_dict, the raw ones beside them: without the same average a
+    # resume would continue from the wrong set, or start a new average from the raw weights
+    old_ema = saved["config"]["model"].get("training", {}).get("ema_decay", 0.0)
+    if old_ema != leaf.model.training.ema_decay:
+        raise ConfigError(f"{leaf.config_path}: cannot resume {path}: 'training.ema_decay' changed "
+                          f"({old_ema} -> {leaf.model.training.ema_decay}); resume with --set "
+                          f"training.ema_decay={old_ema}, or start from these weights with warm_start_train.py")
     targets = [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets]
     if saved["targets"] != targets:
         raise ConfigError(f"{leaf.config_path}: cannot resume {path}: the target list changed; "

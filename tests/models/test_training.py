@@ -62,6 +62,9 @@ def test_resume_errors(leaf_path):
     run(load_leaf(leaf_path))
     with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'hidden_size': \(8, 16\)\}"):
         run(load_leaf(leaf_path, ["model.hidden_size=16", "training.max_epochs=2"]), init_from="resume")
+    with pytest.raises(ConfigError, match=r"cannot resume .*'training\.ema_decay' changed \(0\.0 -> 0\.9\); resume "
+                                          r"with --set training\.ema_decay=0\.0"):
+        run(load_leaf(leaf_path, ["training.ema_decay=0.9", "training.max_epochs=2"]), init_from="resume")
 
 
 def test_warm_start_copies_matching_parameters_exactly(leaf_path, tmp_path):
