@@ -340,7 +340,8 @@ def test_resume_is_exact(leaf_path, monkeypatch, stop_epoch, stop_batch, skip):
 
 def test_ema_weights_are_validated_checkpointed_and_predict(leaf_path):
     """With ``training.ema_decay`` the checkpoint's weights are the moving average (the raw ones kept beside them
-    for a resume), and the validation predictions are those of the averaged network."""
+    for a resume), with the calibration fit in validation, and loading the checkpoint (as the run's own prediction
+    of the validation span does) gives the averaged network."""
     from models.prediction import load_expert
 
     over = ["training.max_epochs=1", "training.limit_train_batches=6", "training.ema_decay=0.5"]
