@@ -14,6 +14,11 @@ units of the per-sample log-loss, the penalty the TFT's interaction skip uses. P
 ``(C, lambda)``, the no-skill AP (the validation base rate) and the largest product coefficients. The validation
 span is the one every figure of ``bench_quality.py`` is read on, so choosing lambda here is a selection on it:
 compare lambdas across leaves and on a null market (``--set data.path=...``), not by the best cell of one.
+
+``--splines K`` adds the same comparison for one-variable curves instead of products: a cubic B-spline basis of each
+clipped input (``K`` knots at the training span's quantiles, centred on it) beside the linear inputs, under the
+same separate ridge ``lambda``: a generalized additive logistic model. It says whether the gap to the oracle is in
+single-input shapes (thresholds, extremes) rather than in interactions.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
+from sklearn.preprocessing import SplineTransformer
 
 from models.leaf_config import load_leaf
 from models.window_dataset import build_window_data, read_table
@@ -37,6 +43,14 @@ def pair_matrix(X: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.nda
     left, right = np.triu_indices(X.shape[1], 1)
     P = np.tanh(Xc[:, left] * Xc[:, right])
     return P - P[fit_rows].mean(axis=0), left, right
+
+
+def spline_matrix(X: np.ndarray, fit_rows: np.ndarray, n_knots: int) -> np.ndarray:
+    """Cubic B-spline basis of each clipped input, knots at the quantiles of ``fit_rows``, centred on them."""
+    Xc = np.clip(X, -5.0, 5.0)
+    basis = SplineTransformer(n_knots=n_knots, degree=3, knots="quantile", extrapolation="linear").fit(Xc[fit_rows])
+    S = basis.transform(Xc)
+    return S - S[fit_rows].mean(axis=0)
 
 
 def fit_score(X: np.ndarray, P: np.ndarray | None, y: np.ndarray, train: np.ndarray, val: np.ndarray, C: float,
@@ -59,11 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default="target_binarytrend", help="a classification target of the leaf")
     p.add_argument("--C", default="0.01,0.001", help="logistic penalty of the main effects (comma list)")
     p.add_argument("--lambdas", default="0.03,0.1,0.3,1,3,10,30", help="ridge penalty of the products (comma list)")
+    p.add_argument("--splines", type=int, default=0, metavar="K",
+                   help="also fit additive cubic splines of each input with K knots (0: off)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="leaf overrides (as --set)")
     args = p.parse_args(argv)
     lambdas = [float(v) for v in args.lambdas.split(",") if v]
     if not lambdas or min(lambdas) <= 0:
         p.error(f"--lambdas {args.lambdas!r}: give one or more penalties > 0")
+    if args.splines and args.splines < 2:
+        p.error(f"--splines {args.splines}: give 2 or more knots (0: off)")
     logging.basicConfig(level=logging.WARNING)
     leaf = load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set)
     data = build_window_data(leaf, read_table(leaf.model.data.path))
@@ -85,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  largest products at lambda {best[1]:g}: " + ", ".join(
             f"{data.features[left[k]]} x {data.features[right[k]]} {best[2][k]:+.4f}" for k in top)
             + f"; median |b| {np.median(np.abs(best[2])):.5f}")
+        if args.splines:
+            S = spline_matrix(X, train, args.splines)
+            print(f"C={C:g}, additive splines ({S.shape[1]:,} columns): " + ", ".join(
+                f"lambda {lam:g} {fit_score(X, S, y, train, val, C, lam)[0]:.4f}" for lam in lambdas))
     return 0
 
 
