@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaf", default="Alpha-Dir-TFT/1h/base", help="<Expert>/<period>/<modality>")
     p.add_argument("--target", default="target_binarytrend", help="a classification target of the leaf")
     p.add_argument("--C", default="0.01,0.001", help="logistic penalty of the main effects (comma list)")
-    p.add_argument("--lambdas", default="0.03,0.1,0.3,1,3,10,30", help="ridge penalty of the products (comma list)")
+    p.add_argument("--lambdas", default="0.03,0.1,0.3,1,3,10,30",
+                   help="ridge penalty of the products (and of the splines) (comma list)")
     p.add_argument("--splines", type=int, default=0, metavar="K",
                    help="also fit additive cubic splines of each input with K knots (0: off)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="leaf overrides (as --set)")
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     train, val = data.splits["train"], data.splits["val"]
     y = data.y_raw[:, data.targets.index(args.target)]
     P, left, right = pair_matrix(X, train)
+    S = spline_matrix(X, train, args.splines) if args.splines else None  # the same for every C
     print(f"{args.leaf} {args.target}: {X.shape[1]} inputs, {P.shape[1]:,} pairs, {len(train):,} training rows, "
           f"{len(val):,} validation rows; no skill (validation base rate) {np.mean(y[val]):.4f}")
     for C in (float(v) for v in args.C.split(",") if v):
@@ -103,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  largest products at lambda {best[1]:g}: " + ", ".join(
             f"{data.features[left[k]]} x {data.features[right[k]]} {best[2][k]:+.4f}" for k in top)
             + f"; median |b| {np.median(np.abs(best[2])):.5f}")
-        if args.splines:
-            S = spline_matrix(X, train, args.splines)
+        if S is not None:
             print(f"C={C:g}, additive splines ({S.shape[1]:,} columns): " + ", ".join(
                 f"lambda {lam:g} {fit_score(X, S, y, train, val, C, lam)[0]:.4f}" for lam in lambdas))
     return 0
