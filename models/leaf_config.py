@@ -47,6 +47,10 @@ class FeatureSection:
     #: the same choice for regression targets (pytorch-forecasting's GroupNormalizer): ``group`` scales each
     #: symbol's returns by its own training mean / std, so the pinball loss weighs a quiet symbol like a volatile one
     normalize_targets: Literal["global", "group"] = "global"
+    #: inputs whose cross-sectional mean over the symbols at each bar is added as an input ``market_<name>``
+    #: (:mod:`features.cross_section`): what the whole market did over the same bars, which a window of one
+    #: symbol cannot see; each name must be one of the leaf's selected inputs
+    market: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -169,16 +169,18 @@ class LeafTable:
             return pd.DataFrame(columns=keys + list(columns))
         return pd.concat(pieces, ignore_index=True)
 
-    def inputs(self, columns: list[str]) -> np.ndarray:
-        """The ``[rows, columns]`` float32 array of ``columns`` (a new array, the caller's own)."""
-        out = np.empty((len(self.frame), len(columns)), dtype=np.float32)
+    def inputs(self, columns: list[str], extra: int = 0) -> np.ndarray:
+        """The ``[rows, columns + extra]`` float32 array of ``columns`` (a new array, the caller's own; the last
+        ``extra`` columns are left for the caller to fill, so that derived inputs need no second copy)."""
+        out = np.empty((len(self.frame), len(columns) + extra), dtype=np.float32)
         if self._source is None:
             for start in range(0, len(out), BLOCK_ROWS):  # block by block: no full-size temporary
-                out[start:start + BLOCK_ROWS] = self.frame.iloc[start:start + BLOCK_ROWS][columns].to_numpy(np.float32)
+                out[start:start + BLOCK_ROWS, :len(columns)] = (
+                    self.frame.iloc[start:start + BLOCK_ROWS][columns].to_numpy(np.float32))
             return out
         start = 0
         for period, symbol, n, order in self._parts:
-            _fill(out[start:start + n], partition_path(self._source, period, symbol), columns, order)
+            _fill(out[start:start + n, :len(columns)], partition_path(self._source, period, symbol), columns, order)
             start += n
         return out
 

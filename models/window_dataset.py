@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from features.cross_section import cross_sectional_mean, market_names
 from features.stationarity import level_columns, test_symbols
 from models.calendar import CALENDAR_CYCLES, calendar_features, known_future, usable_known  # noqa: F401 (moved)
 from models.leaf_config import Leaf
@@ -188,6 +189,18 @@ def _same_features(selected: list[str], stored: list[str] | None, path: str) -> 
     return selected
 
 
+def _market_columns(leaf: Leaf, selected: list[str]) -> list[str]:
+    """The leaf's ``features.market`` inputs, each of which must be a selected input."""
+    market = list(leaf.model.features.market)
+    missing = [c for c in market if c not in selected]
+    if missing:
+        raise ConfigError(f"{leaf.config_path}: key 'features.market' = {missing}: not among the leaf's selected "
+                          f"inputs ({len(selected)} columns); name inputs that features.include or prefixes select")
+    if len(set(market)) < len(market):
+        raise ConfigError(f"{leaf.config_path}: key 'features.market' = {market}: a column is named twice")
+    return market
+
+
 def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[str, np.ndarray]) -> dict:
     """Sample end rows per split. train/val/test need known targets (loss, calibration); the predict_* spans only
     need history, so the latest bars, whose outcomes are not known yet, are predicted too."""
@@ -314,8 +327,12 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     time_split = leaf_time_split(leaf, table["timestamp"])
     spans = time_split.masks(ts)
     selected, excluded = select_features(source, leaf, np.flatnonzero(spans["train"]), levels)
-    features = _same_features(selected, features, m.data.path)
-    raw_x = source.inputs(features)  # our own: it is scaled in place
+    market = _market_columns(leaf, selected)
+    stored = None if features is None else [f for f in features if f not in set(market_names(market))]
+    features = _same_features(selected, stored, m.data.path)
+    n_own = len(features)
+    inputs = source.inputs(features, extra=len(market))  # our own: scaled in place, market means appended
+    raw_x = inputs[:, :n_own]
     raw_y = table[targets].to_numpy(dtype=np.float64)
     splits = _window_rows(leaf, table, raw_y, spans, time_split)
     symbols = table["symbol"].to_numpy()
@@ -324,15 +341,18 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     cats, static = _encodings(table, m.period, categories)
     known_names, known = known_future(ts, splits["train"], leaf, H, known_names)
     release_freed_memory()  # the calendar's float64 temporaries, before the scaling's
+    _transform_rows(fx, raw_x, symbols, out=raw_x)
+    if market:
+        inputs[:, n_own:] = cross_sectional_mean(raw_x[:, [features.index(c) for c in market]], ts.asi8)
     return WindowData(
-        x=torch.from_numpy(_transform_rows(fx, raw_x, symbols, out=raw_x)), y=torch.from_numpy(y), y_raw=raw_y,
+        x=torch.from_numpy(inputs), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
         # views of the table's one-column blocks (no copies; the loaders only index them); close is copied: a
         # view of it would keep the table's whole float64 block (close and the targets) alive
         time_idx=table["time_idx"].to_numpy(dtype=np.int64) if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64, copy=True), splits=splits,
-        features=features, known_names=list(known_names), targets=targets, categories=cats, feature_scaler=fx,
-        target_scaler=fy, encoder_length=L, decoder_length=H,
+        features=features + market_names(market), known_names=list(known_names), targets=targets, categories=cats,
+        feature_scaler=fx, target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
         excluded_levels=excluded, time_split=time_split,
     )
