@@ -43,7 +43,9 @@ from models.window_dataset import WindowData, build_window_data, leaf_rows, make
 from utils.metric_factory import brier_score, get_metric, pinball_loss
 
 HOURS = {"1h": 1, "4h": 4, "1d": 24}
-DRIVERS = {"funding_": "funding", "oi_": "oi_momentum", "onchain_": "flow"}
+# inputs that let a model see a driver: the market means of returns see the market-wide drift of the flow
+# driver (the whole market moves with it over the day), as the on-chain inputs see the flow itself
+DRIVERS = {"funding_": "funding", "oi_": "oi_momentum", "onchain_": "flow", "market_": "flow"}
 
 
 def tft_outputs(module, data: WindowData) -> dict[str, np.ndarray]:
@@ -76,8 +78,8 @@ def oracle_scores(leaf: Leaf, data: WindowData, oracle_path: Path) -> dict[str, 
             continue
         out[t.name] = {"oracle": joined[col].to_numpy()}
         if k * t.horizon == 1:
-            seen = ["regime", "reversal"] + [d for p, d in DRIVERS.items()
-                                             if any(f.startswith(p) for f in data.features)]
+            seen = list(dict.fromkeys(["regime", "reversal"] + [d for p, d in DRIVERS.items()
+                                                                if any(f.startswith(p) for f in data.features)]))
             drift = joined[[f"drift_h1_{d}" for d in seen]].sum(axis=1)
             out[t.name]["observable"] = stats.t.cdf(drift / joined["sigma_h1"] * np.sqrt(2.0), df=4.0)
     return out

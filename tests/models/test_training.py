@@ -445,3 +445,19 @@ def test_group_target_normalization_trains_and_its_checkpoint_keeps_one_scale_pe
     n_symbols = len(module.spec["categories"]["symbol"])
     assert module.y_scale.shape == (n_symbols, 2) and np.unique(module.y_scale[:, 1]).size == n_symbols
     assert (module.y_scale[:, 0] == 1).all()  # the classification target stays a 0/1 label
+
+
+def test_market_inputs_train_and_a_checkpoint_rebuilds_them(leaf_path):
+    """With ``features.market`` the network takes the market means as inputs, and the checkpoint's leaf and
+    feature list (market names included) rebuild exactly the training inputs for prediction."""
+    from models.prediction import checkpoint_data, load_expert
+
+    over = ["training.max_epochs=1", "features.market=[ret_1,ret_4]"]
+    result = run(load_leaf(leaf_path, over))
+    module, leaf = load_expert(result.best_model_path)
+    assert module.spec["features"][-2:] == ["market_ret_1", "market_ret_4"]
+    assert leaf.model.features.market == ["ret_1", "ret_4"]
+    data = checkpoint_data(module, leaf)
+    fresh = checkpoint_data(module, load_leaf(leaf_path, over))
+    assert data.features == module.spec["features"] and torch.equal(data.x, fresh.x)
+    assert pd.read_parquet(result.prediction.predictions)["score"].notna().all()

@@ -12,7 +12,7 @@ from models.window_dataset import (
     build_window_data,
     segment_start,
 )
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 
 
 @pytest.fixture
@@ -267,3 +267,29 @@ def test_scalers_fit_block_by_block_equal_one_pass_statistics():
     for g in ("a", "b"):
         np.testing.assert_allclose(two.groups_[g].scale_, one.groups_[g].scale_, rtol=1e-10)
         np.testing.assert_allclose(one.groups_[g].mean_[1:], np.nanmean(x[groups == g, 1:], axis=0), rtol=1e-5)
+
+
+def test_market_inputs_are_the_mean_of_each_bars_scaled_inputs_over_symbols(leaf_path, table):
+    leaf = load_leaf(leaf_path, ["features.market=[ret_1,rv_24]"])
+    data = build_window_data(leaf)
+    plain = build_window_data(load_leaf(leaf_path))
+    own = len(plain.features)
+    assert data.features == plain.features + ["market_ret_1", "market_rv_24"]
+    assert torch.equal(data.x[:, :own], plain.x)  # the leaf's own inputs are unchanged
+    x = pd.DataFrame(plain.x.numpy()[:, [plain.features.index("ret_1"), plain.features.index("rv_24")]])
+    want = x.groupby(data.timestamp).transform("mean").to_numpy()
+    np.testing.assert_allclose(data.x[:, own:].numpy(), want, rtol=1e-5, atol=1e-6)
+    assert len(set(data.categories["symbol"])) > 1 and not np.allclose(want, x.to_numpy())
+    # a checkpoint's own feature list (market names included) rebuilds the same inputs
+    again = build_window_data(leaf, scalers={"features": data.feature_scaler.state_dict(),
+                                             "targets": data.target_scaler.state_dict()},
+                              features=data.features, levels=data.excluded_levels, known_names=data.known_names,
+                              categories=data.categories)
+    assert torch.equal(again.x, data.x)
+
+
+def test_market_inputs_must_be_selected_inputs(leaf_path):
+    with pytest.raises(ConfigError, match=r"key 'features.market' = \['cci_14'\]: not among the leaf's selected"):
+        build_window_data(load_leaf(leaf_path, ["features.market=[ret_1,cci_14]"]))
+    with pytest.raises(ConfigError, match=r"key 'features.market' = \['ret_1', 'ret_1'\]: a column is named twice"):
+        build_window_data(load_leaf(leaf_path, ["features.market=[ret_1,ret_1]"]))
