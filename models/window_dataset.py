@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from features.cross_section import cross_sectional_mean, market_names
+from features.cross_section import MARKET_PREFIX, cross_sectional_mean, market_names
 from features.stationarity import level_columns, test_symbols
 from models.calendar import CALENDAR_CYCLES, calendar_features, known_future, usable_known  # noqa: F401 (moved)
 from models.leaf_config import Leaf
@@ -180,7 +180,7 @@ class WindowData:
 
 
 def _same_features(selected: list[str], stored: list[str] | None, path: str) -> list[str]:
-    """The selected columns, which must be a checkpoint's own list when one is given."""
+    """The selected columns (market means included), which must be a checkpoint's own list when one is given."""
     if stored is not None and selected != stored:
         missing, extra = sorted(set(stored) - set(selected)), sorted(set(selected) - set(stored))
         raise DataError(f"{path}: its feature columns differ from the checkpoint's (missing {missing[:10]}, extra "
@@ -189,8 +189,9 @@ def _same_features(selected: list[str], stored: list[str] | None, path: str) -> 
     return selected
 
 
-def _market_columns(leaf: Leaf, selected: list[str]) -> list[str]:
-    """The leaf's ``features.market`` inputs, each of which must be a selected input."""
+def _market_columns(leaf: Leaf, selected: list[str], stored: list[str] | None = None) -> list[str]:
+    """The leaf's ``features.market`` inputs, each of which must be a selected input (and, with a checkpoint's
+    feature list ``stored``, the ones it was trained with)."""
     market = list(leaf.model.features.market)
     missing = [c for c in market if c not in selected]
     if missing:
@@ -198,6 +199,11 @@ def _market_columns(leaf: Leaf, selected: list[str]) -> list[str]:
                           f"inputs ({len(selected)} columns); name inputs that features.include or prefixes select")
     if len(set(market)) < len(market):
         raise ConfigError(f"{leaf.config_path}: key 'features.market' = {market}: a column is named twice")
+    if stored is not None:
+        was = [c.removeprefix(MARKET_PREFIX) for c in stored if c.startswith(MARKET_PREFIX)]
+        if was != market:
+            raise ConfigError(f"{leaf.config_path}: key 'features.market' = {market}, but the checkpoint was trained "
+                              f"with {was}; use --set 'features.market=[{','.join(was)}]' with this checkpoint")
     return market
 
 
@@ -327,11 +333,10 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     time_split = leaf_time_split(leaf, table["timestamp"])
     spans = time_split.masks(ts)
     selected, excluded = select_features(source, leaf, np.flatnonzero(spans["train"]), levels)
-    market = _market_columns(leaf, selected)
-    stored = None if features is None else [f for f in features if f not in set(market_names(market))]
-    features = _same_features(selected, stored, m.data.path)
-    n_own = len(features)
-    inputs = source.inputs(features, extra=len(market))  # our own: scaled in place, market means appended
+    market = _market_columns(leaf, selected, features)
+    features = _same_features(selected + market_names(market), features, m.data.path)
+    n_own = len(features) - len(market)
+    inputs = source.inputs(features[:n_own], extra=len(market))  # our own: scaled in place, market means appended
     raw_x = inputs[:, :n_own]
     raw_y = table[targets].to_numpy(dtype=np.float64)
     splits = _window_rows(leaf, table, raw_y, spans, time_split)
@@ -351,7 +356,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
         # view of it would keep the table's whole float64 block (close and the targets) alive
         time_idx=table["time_idx"].to_numpy(dtype=np.int64) if "time_idx" in table else np.arange(len(table)),
         timestamp=ts.asi8, close=table["close"].to_numpy(dtype=np.float64, copy=True), splits=splits,
-        features=features + market_names(market), known_names=list(known_names), targets=targets, categories=cats,
+        features=features, known_names=list(known_names), targets=targets, categories=cats,
         feature_scaler=fx, target_scaler=fy, encoder_length=L, decoder_length=H,
         train_window=(ts[splits["train"]].min().isoformat(), ts[splits["train"]].max().isoformat()),
         excluded_levels=excluded, time_split=time_split,

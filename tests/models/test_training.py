@@ -461,3 +461,10 @@ def test_market_inputs_train_and_a_checkpoint_rebuilds_them(leaf_path):
     fresh = checkpoint_data(module, load_leaf(leaf_path, over))
     assert data.features == module.spec["features"] and torch.equal(data.x, fresh.x)
     assert pd.read_parquet(result.prediction.predictions)["score"].notna().all()
+
+
+def test_resume_with_other_market_inputs_names_the_key_and_the_fix(leaf_path):
+    run(load_leaf(leaf_path, ["training.max_epochs=1"]))
+    with pytest.raises(ConfigError, match=r"key 'features.market' = \['ret_1'\], but the checkpoint was trained "
+                                          r"with \[\]; use --set 'features.market=\[\]'"):
+        run(load_leaf(leaf_path, ["training.max_epochs=2", "features.market=[ret_1]"]), init_from="resume")
