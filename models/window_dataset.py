@@ -207,6 +207,25 @@ def _market_columns(leaf: Leaf, selected: list[str], stored: list[str] | None = 
     return market
 
 
+def _inputs_of(leaf: Leaf, source: LeafTable, fit_rows: np.ndarray, levels: dict[str, str] | None,
+               stored: list[str] | None) -> tuple[list[str], list[str], dict[str, str]]:
+    """(every input name, the market means last; the ``features.market`` columns; the excluded levels)."""
+    selected, excluded = select_features(source, leaf, fit_rows, levels)
+    market = _market_columns(leaf, selected, stored)
+    return _same_features(selected + market_names(market), stored, leaf.model.data.path), market, excluded
+
+
+def _scaled_inputs(fx: Scaler, inputs: np.ndarray, n_own: int, symbols: np.ndarray, market: list[int],
+                   ts: np.ndarray) -> np.ndarray:
+    """``inputs`` with its first ``n_own`` columns scaled in place and the cross-sectional means of the scaled
+    columns ``market`` written behind them."""
+    own = inputs[:, :n_own]
+    _transform_rows(fx, own, symbols, out=own)
+    if market:
+        inputs[:, n_own:] = cross_sectional_mean(own[:, market], ts)
+    return inputs
+
+
 def _split_rows(enough_history: np.ndarray, finite_y: np.ndarray, spans: dict[str, np.ndarray]) -> dict:
     """Sample end rows per split. train/val/test need known targets (loss, calibration); the predict_* spans only
     need history, so the latest bars, whose outcomes are not known yet, are predicted too."""
@@ -332,9 +351,7 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     ts = pd.DatetimeIndex(table["timestamp"]).as_unit("ns")
     time_split = leaf_time_split(leaf, table["timestamp"])
     spans = time_split.masks(ts)
-    selected, excluded = select_features(source, leaf, np.flatnonzero(spans["train"]), levels)
-    market = _market_columns(leaf, selected, features)
-    features = _same_features(selected + market_names(market), features, m.data.path)
+    features, market, excluded = _inputs_of(leaf, source, np.flatnonzero(spans["train"]), levels, features)
     n_own = len(features) - len(market)
     inputs = source.inputs(features[:n_own], extra=len(market))  # our own: scaled in place, market means appended
     raw_x = inputs[:, :n_own]
@@ -346,11 +363,9 @@ def build_window_data(leaf: Leaf, table: pd.DataFrame | LeafTable | None = None,
     cats, static = _encodings(table, m.period, categories)
     known_names, known = known_future(ts, splits["train"], leaf, H, known_names)
     release_freed_memory()  # the calendar's float64 temporaries, before the scaling's
-    _transform_rows(fx, raw_x, symbols, out=raw_x)
-    if market:
-        inputs[:, n_own:] = cross_sectional_mean(raw_x[:, [features.index(c) for c in market]], ts.asi8)
+    x = _scaled_inputs(fx, inputs, n_own, symbols, [features.index(c) for c in market], ts.asi8)
     return WindowData(
-        x=torch.from_numpy(inputs), y=torch.from_numpy(y), y_raw=raw_y,
+        x=torch.from_numpy(x), y=torch.from_numpy(y), y_raw=raw_y,
         known=torch.from_numpy(known), static=torch.from_numpy(static),
         # views of the table's one-column blocks (no copies; the loaders only index them); close is copied: a
         # view of it would keep the table's whole float64 block (close and the targets) alive
