@@ -199,8 +199,12 @@ def _market_columns(leaf: Leaf, selected: list[str], stored: list[str] | None = 
                           f"inputs ({len(selected)} columns); name inputs that features.include or prefixes select")
     if len(set(market)) < len(market):
         raise ConfigError(f"{leaf.config_path}: key 'features.market' = {market}: a column is named twice")
-    if stored is not None:
-        was = [c.removeprefix(MARKET_PREFIX) for c in stored if c.startswith(MARKET_PREFIX)]
+    taken = sorted(set(market_names(market)) & set(selected))
+    if taken:
+        raise ConfigError(f"{leaf.config_path}: key 'features.market' = {market}: {taken} are already columns of "
+                          f"{leaf.model.data.path}; rename those columns or leave them out of the inputs")
+    if stored is not None:  # the checkpoint's market means: its names behind the prefix that the table lacks
+        was = [c.removeprefix(MARKET_PREFIX) for c in stored if c.startswith(MARKET_PREFIX) and c not in selected]
         if was != market:
             raise ConfigError(f"{leaf.config_path}: key 'features.market' = {market}, but the checkpoint was trained "
                               f"with {was}; use --set 'features.market=[{','.join(was)}]' with this checkpoint")

@@ -288,8 +288,12 @@ def test_market_inputs_are_the_mean_of_each_bars_scaled_inputs_over_symbols(leaf
     assert torch.equal(again.x, data.x)
 
 
-def test_market_inputs_must_be_selected_inputs(leaf_path):
+def test_market_inputs_must_be_selected_inputs(leaf_path, table):
     with pytest.raises(ConfigError, match=r"key 'features.market' = \['cci_14'\]: not among the leaf's selected"):
         build_window_data(load_leaf(leaf_path, ["features.market=[ret_1,cci_14]"]))
     with pytest.raises(ConfigError, match=r"key 'features.market' = \['ret_1', 'ret_1'\]: a column is named twice"):
         build_window_data(load_leaf(leaf_path, ["features.market=[ret_1,ret_1]"]))
+    renamed = table.assign(market_ret_1=table["ret_1"])
+    with pytest.raises(ConfigError, match=r"\['market_ret_1'\] are already columns of"):
+        build_window_data(load_leaf(leaf_path, ["features.market=[ret_1]", "features.include=[ret_1,market_ret_1]"]),
+                          renamed)
