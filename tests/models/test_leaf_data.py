@@ -70,6 +70,10 @@ def test_a_dataset_leaf_holds_only_its_narrow_columns_and_reads_inputs_in_traini
     x = lean.inputs(features)
     assert x.dtype == np.float32 and x.shape == (len(whole.frame), len(features))
     np.testing.assert_array_equal(x, whole.inputs(features))
+    for table in (lean, whole):  # room for derived inputs behind the read ones, from partitions and from a frame
+        wide = table.inputs(features, extra=2)
+        assert wide.shape == (len(whole.frame), len(features) + 2)
+        np.testing.assert_array_equal(wide[:, :len(features)], x)
     rows = np.arange(0, len(x), 7)
     pd.testing.assert_frame_equal(lean.fit_frame(["rsi_14"], rows, ["BTCUSDT"]).reset_index(drop=True),
                                   whole.fit_frame(["rsi_14"], rows, ["BTCUSDT"]).reset_index(drop=True))
