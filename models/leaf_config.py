@@ -109,6 +109,9 @@ class ArchSection:
     # ridge penalty of the skip's pairwise interactions of the decision bar's inputs, in units of the per-sample
     # loss (0: no interactions; needs linear_skip). See TFTNet and bench/RESULTS.md
     interaction_l2: float = bounded(0.0, ge=0.0)
+    # K independently initialised networks trained side by side on the same batches, their outputs averaged (a deep
+    # ensemble: the spread between seeds is as large as most levers, bench/RESULTS.md). K times the training cost
+    ensemble_size: int = bounded(1, ge=1, le=32)
 
     def check(self) -> None:
         """Heads must divide the hidden size; quantiles sorted and containing the median."""

@@ -31,7 +31,7 @@ from metrics.calibration import make_calibrator, sigma_from_quantiles
 from models.leaf_config import Leaf
 from models.outputs import long_frame
 from models.scalers import scaler_from_state
-from models.tft_network import HybridMultiLoss, TFTNet
+from models.tft_network import HybridMultiLoss, TFTEnsemble, TFTNet
 from utils.eval_report import eval_report
 from utils.metric_factory import MONITORABLE, compute
 
@@ -72,7 +72,7 @@ class MyTFTModule(L.LightningModule):
         self.kinds = [t.kind for t in targets]
         self.target_names = [t.name for t in targets]
         self.period = m.period
-        self.net = TFTNet(
+        net_args = dict(
             n_enc=len(spec["features"]), n_dec=len(spec["known"]), n_symbols=len(spec["categories"]["symbol"]),
             n_periods=len(spec["categories"]["period"]), n_targets=len(targets),
             head_steps=[min(t.horizon, dec_len) - 1 for t in targets], hidden=arch.hidden_size,
@@ -84,8 +84,13 @@ class MyTFTModule(L.LightningModule):
             linear_skip=arch.linear_skip,  # False for checkpoints from before the key (Leaf.from_dict)
             interaction_l2=arch.interaction_l2,
         )
+        # members are built one after the other from the seeded generator: different, reproducible initialisations;
+        # one member is the plain network (state-dict names as before ensembles existed)
+        nets = [TFTNet(**net_args) for _ in range(arch.ensemble_size)]
+        self.net = nets[0] if len(nets) == 1 else TFTEnsemble(nets)
         if m.training.activation_checkpointing:  # the encoder's selection holds most of a step's activations
-            self.net.enc_vsn.chunk_steps = self.net.enc_vsn.CHUNK_STEPS
+            for net in nets:
+                net.enc_vsn.chunk_steps = net.enc_vsn.CHUNK_STEPS
         self.loss_fn = HybridMultiLoss(
             self.kinds, [w.loss_weights.get(n, 1.0) for n in self.target_names], arch.quantiles,
             classification_loss=w.classification_loss, focal_gamma=w.focal_gamma)
@@ -120,7 +125,7 @@ class MyTFTModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Weighted loss; each component logged as ``train/loss_<target>``."""
         out = self(batch)
-        loss, comp = self.loss_fn(out["pred"], batch["target"])
+        loss, comp = self._training_loss(out, batch["target"])
         bs = batch["target"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if self.net.pair_w is not None:
@@ -130,6 +135,13 @@ class MyTFTModule(L.LightningModule):
         for name, c in zip(self.target_names, comp, strict=True):
             self.log(f"train/loss_{name}", c, batch_size=bs)
         return loss
+
+    def _training_loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and its per-target components; for an ensemble, the members' mean (see :class:`TFTEnsemble`)."""
+        if "member_pred" not in out:
+            return self.loss_fn(out["pred"], target)
+        losses, comps = zip(*(self.loss_fn(p, target) for p in out["member_pred"]), strict=True)
+        return torch.stack(losses).mean(), torch.stack(comps).mean(0)
 
     def on_validation_epoch_start(self) -> None:
         """Importances describe the latest validation pass only (not the sanity check or earlier epochs)."""

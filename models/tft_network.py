@@ -233,6 +233,41 @@ class TFTNet(nn.Module):
                 "attention": att_w}
 
 
+class TFTEnsemble(nn.Module):
+    """``K`` independently initialised :class:`TFTNet` members, trained side by side on the same batches.
+
+    ``forward`` returns the members' mean of every output (logits, ordered quantiles, selection and attention
+    weights: the mean of ordered quantiles stays ordered) and ``member_pred`` ``[K, B, T, Q]``, from which the
+    training loss is the members' mean loss: each member is fit to the targets on its own (a deep ensemble,
+    Lakshminarayanan et al., 2017), not the average to them, which would make one wide network whose parts
+    co-adapt. Under Adam the ``1/K`` of the mean does not change a member's steps. Members differ by their
+    initialisation and dropout draws; on noisy returns the spread between such runs is as large as most levers
+    (``bench/RESULTS.md``), and averaging them is the plainest way to remove it.
+    """
+
+    def __init__(self, members: list[TFTNet]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def pair_w(self) -> nn.Parameter | None:
+        """The first member's interaction weights (all members are built alike): ``None`` without them."""
+        return self.members[0].pair_w
+
+    def penalty(self, target_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The members' mean penalty (each member's penalty in units of its own loss, as the loss is their mean)."""
+        return torch.stack([m.penalty(target_weights) for m in self.members]).mean()
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The members' mean outputs, and ``member_pred`` for the loss."""
+        outs = [m(batch) for m in self.members]
+        mean = {k: torch.stack([o[k] for o in outs]).mean(0) for k in outs[0]}
+        mean["member_pred"] = torch.stack([o["pred"] for o in outs])
+        return mean
+
+
 class HybridMultiLoss(nn.Module):
     """Weighted sum over targets of named losses (``utils.loss_factory``); NaN targets are masked.
 

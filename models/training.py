@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -286,6 +287,17 @@ def archive_previous_run(ckpt_dir: Path) -> Path | None:
     return dest
 
 
+def _n_members(state: dict) -> int:
+    """Networks in a state dict: ``model.ensemble_size`` (ensembles name theirs ``net.members.<k>.``)."""
+    return len({name.split(".")[2] for name in state if name.startswith("net.members.")}) or 1
+
+
+def _member_free(name: str) -> str:
+    """A parameter name without its ensemble member (``net.members.1.head_w`` -> ``net.head_w``): transfer and
+    freeze prefixes name a part of the network, for every member alike."""
+    return re.sub(r"^net\.members\.\d+\.", "net.", name)
+
+
 def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: list[str]) -> dict[str, list[str]]:
     """Copy parameters whose name and shape match (and whose name starts with a ``transfer`` prefix).
 
@@ -293,19 +305,23 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
     """
     source = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
     target = module.state_dict()
+    if _n_members(source) != _n_members(target):
+        raise ConfigError(f"cannot warm-start from {path}: it has {_n_members(source)} network(s) "
+                          f"(model.ensemble_size), this leaf {_n_members(target)}; warm-start with --set "
+                          f"model.ensemble_size={_n_members(source)}, or train from scratch")
     report: dict[str, list[str]] = {"transferred": [], "skipped": [], "new": []}
     for name, value in target.items():
         src = source.get(name)
         if src is None:
             report["new"].append(name)
-        elif src.shape != value.shape or not any(name.startswith(p) for p in transfer):
+        elif src.shape != value.shape or not any(_member_free(name).startswith(p) for p in transfer):
             report["skipped"].append(name)
         else:
             target[name] = src.clone()
             report["transferred"].append(name)
     module.load_state_dict(target)
     for name, p in module.named_parameters():
-        if any(name.startswith(f) for f in freeze if f):
+        if any(_member_free(name).startswith(f) for f in freeze if f):
             p.requires_grad_(False)
     width = max(len(n) for n in target)
     lines = [f"{'parameter':{width}s}  status"] + [f"{n:{width}s}  {s}" for s, names in report.items() for n in names]

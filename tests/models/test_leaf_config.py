@@ -84,6 +84,7 @@ def test_unknown_feature(leaf_path):
     ("weights.loss_weights={target_binarytrend: -1.0}", r"key 'loss_weights' = \{'target_binarytrend': -1\.0\}"),
     ("targets.targets=[]", r"key 'targets' = \[\]: list at least one target"),
     ("model.interaction_l2=-1", r"'model\.interaction_l2' = -1"),
+    ("model.ensemble_size=0", r"key 'model\.ensemble_size' = 0"),
     (["model.linear_skip=false", "model.interaction_l2=1.0"],
      r"key 'model\.interaction_l2' = 1\.0: the interactions are part of the linear skip; set model\.linear_skip=true"),
 ])

@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from models.tft_network import TFTNet, ordered_quantiles
+from models.tft_network import TFTEnsemble, TFTNet, ordered_quantiles
 
 
 def test_ordered_quantiles_never_cross_and_keep_the_median():
@@ -143,3 +144,25 @@ def test_chunked_and_checkpointed_variable_selection_gives_the_same_outputs_and_
     assert vsn._inference_steps(x) == 3
     with torch.no_grad():
         torch.testing.assert_close(vsn(x, ctx)[0], plain)  # inference runs in chunks too
+
+
+def test_ensemble_outputs_are_the_members_mean_and_its_members_start_apart():
+    torch.manual_seed(0)
+    members = [_net(1, linear_skip=True, interaction_l2=0.5) for _ in range(3)]
+    ens = TFTEnsemble(members)
+    a, b = members[0].state_dict(), members[1].state_dict()
+    assert not torch.equal(a["head_w"], b["head_w"])  # built one after the other: different initialisations
+    batch = _batch()
+    with torch.no_grad():
+        for m in members:  # interactions away from their zero start, so the penalties differ
+            m.pair_w.normal_(0, 1)
+        out, own = ens(batch), [m(batch) for m in members]
+        for key in ("pred", "encoder_weights", "decoder_weights", "static_weights", "attention"):
+            torch.testing.assert_close(out[key], torch.stack([o[key] for o in own]).mean(0))
+        assert torch.equal(out["member_pred"], torch.stack([o["pred"] for o in own]))
+        reg = out["pred"][:, 1]
+        assert (reg[:, 0] <= reg[:, 1]).all() and (reg[:, 1] <= reg[:, 2]).all()  # the mean of ordered quantiles
+        torch.testing.assert_close(ens.penalty(), torch.stack([m.penalty() for m in members]).mean())
+    assert ens.pair_w is members[0].pair_w
+    with pytest.raises(ValueError, match="at least 2 members"):
+        TFTEnsemble(members[:1])

@@ -468,3 +468,49 @@ def test_resume_with_other_market_inputs_names_the_key_and_the_fix(leaf_path):
     with pytest.raises(ConfigError, match=r"key 'features.market' = \['ret_1'\], but the checkpoint was trained "
                                           r"with \[\]; use --set 'features.market=\[\]'"):
         run(load_leaf(leaf_path, ["training.max_epochs=2", "features.market=[ret_1]"]), init_from="resume")
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss_and_its_checkpoint_predicts(leaf_path):
+    """``model.ensemble_size=2``: two networks in one checkpoint, each fit to the targets alone (the gradient a
+    member gets from the training loss is its own loss's, halved), the members' mean validated and predicted."""
+    from models.prediction import checkpoint_data, load_expert
+    from models.window_dataset import make_loader
+
+    result = run(load_leaf(leaf_path, ["model.ensemble_size=2"]))
+    module, leaf = load_expert(result.best_model_path)
+    state = module.state_dict()
+    assert "net.members.1.head_w" in state and "net.head_w" not in state
+    assert not torch.equal(state["net.members.0.head_w"], state["net.members.1.head_w"])
+    assert pd.read_parquet(result.prediction.predictions)["score"].notna().all()
+    batch = next(iter(make_loader(checkpoint_data(module, leaf), "train", 16, False)))
+    module.eval()  # no dropout: the same forward twice
+    loss, _ = module._training_loss(module(batch), batch["target"])
+    first = module.net.members[0]
+    together = torch.autograd.grad(loss, list(first.parameters()), allow_unused=True)
+    own, _ = module.loss_fn(first(batch)["pred"], batch["target"])
+    alone = torch.autograd.grad(own, list(first.parameters()), allow_unused=True)
+    for g, h in zip(together, alone, strict=True):
+        assert (g is None) == (h is None)
+        if g is not None:
+            torch.testing.assert_close(g, h / 2)
+
+
+def test_ensemble_size_must_match_to_resume_or_warm_start(leaf_path):
+    run(load_leaf(leaf_path, ["model.ensemble_size=2"]))
+    with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'ensemble_size': \(2, 1\)\}; .*resume "
+                                          r"with --set model\.ensemble_size=2"):
+        run(load_leaf(leaf_path, ["training.max_epochs=2"]), init_from="resume")
+    last = load_leaf(leaf_path).ckpt_dir / "last.ckpt"
+    with pytest.raises(ConfigError, match=r"warm-start from .*last\.ckpt: it has 2 network\(s\) "
+                                          r"\(model\.ensemble_size\), this leaf 1; warm-start with --set "
+                                          r"model\.ensemble_size=2"):
+        run(load_leaf(leaf_path, [f"weights.warm_start.source={last}"]), init_from="warm")
+    from models.training import make_spec
+    from models.window_dataset import build_window_data
+
+    warm = load_leaf(leaf_path, ["model.ensemble_size=2"])
+    module = MyTFTModule(make_spec(warm, build_window_data(warm)))
+    report = warm_start(module, last, ["net.sym_emb"], ["net.sym_emb"])  # prefixes name a part of every member
+    assert report["transferred"] == ["net.members.0.sym_emb.weight", "net.members.1.sym_emb.weight"]
+    frozen = [n for n, p in module.named_parameters() if not p.requires_grad]
+    assert frozen == report["transferred"]
