@@ -48,6 +48,7 @@ from utils.memory import release_freed_memory
 from utils.metric_factory import MONITORABLE, get_metric
 from utils.partitioned import dataset_fingerprint, is_partitioned
 from utils.stage_summary import write_stage_summary
+from utils.timeline import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,30 @@ def archive_previous_run(ckpt_dir: Path) -> Path | None:
     return dest
 
 
+def check_warm_timeline(leaf: Leaf, path: Path) -> None:
+    """Refuse a warm-start source whose weights were fit on rows after this leaf's ``split.train_end``.
+
+    Such weights have seen outcomes of this leaf's validation and test spans, so its validation figures, its
+    calibration and every stacked prediction built on them would be look-ahead. A source validated (checkpoint
+    choice, early stopping) past this leaf's ``train_end`` only chose its epoch on part of those spans: that is
+    logged as a warning, because the usual base -> rich transfer of one expert does it with fractional splits.
+    """
+    split = read_spec(path)["config"]["model"]["split"]
+    mine = as_utc(leaf.model.split.train_end)
+    trained, validated = as_utc(split["train_end"]), as_utc(split["val_end"])
+    if trained > mine:
+        raise ConfigError(f"{leaf.config_path}: cannot warm-start from {path}: its weights were trained on rows up "
+                          f"to {trained} (its split.train_end), after this leaf's split.train_end {mine}, so they "
+                          f"have seen outcomes of this leaf's validation and test spans; retrain the source with "
+                          f"--set split.train_end={mine.date().isoformat()} (or earlier), or train this leaf from "
+                          f"scratch")
+    if validated > mine:
+        logger.warning("%s: the warm-start source %s chose its checkpoint on rows up to %s (its split.val_end), after "
+                       "this leaf's split.train_end %s: that choice saw part of this leaf's validation span; for a "
+                       "clean transfer retrain the source with --set split.val_end=%s", leaf.config_path, path,
+                       validated, mine, mine.date().isoformat())
+
+
 def _n_members(state: dict) -> int:
     """Networks in a state dict: ``model.ensemble_size`` (ensembles name theirs ``net.members.<k>.``)."""
     return len({name.split(".")[2] for name in state if name.startswith("net.members.")}) or 1
@@ -359,8 +384,9 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
     release_freed_memory()  # the temporaries of building the windows
     module = MyTFTModule(make_spec(leaf, data))
     if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
-        ws = leaf.weights.warm_start
-        warm_start(module, _warm_source(leaf), ws.transfer, ws.freeze)
+        ws, source = leaf.weights.warm_start, _warm_source(leaf)
+        check_warm_timeline(leaf, source)
+        warm_start(module, source, ws.transfer, ws.freeze)
     monitor, mode = monitor_for(leaf)  # every check before the previous run is archived
     check_splits(configured, data)
     if trainer_is_rank_zero():

@@ -514,3 +514,22 @@ def test_ensemble_size_must_match_to_resume_or_warm_start(leaf_path):
     assert report["transferred"] == ["net.members.0.sym_emb.weight", "net.members.1.sym_emb.weight"]
     frozen = [n for n, p in module.named_parameters() if not p.requires_grad]
     assert frozen == report["transferred"]
+
+
+def test_warm_start_from_weights_trained_past_this_leafs_train_end_is_refused(leaf_path, tmp_path, caplog):
+    """A source fit on rows inside this leaf's validation span would carry its outcomes into this leaf."""
+    data = load_leaf(leaf_path).model.data.path
+    source = write_leaf(tmp_path / "src", data, modality="rich", split={"train_end": 0.7, "val_end": 0.8})
+    run(load_leaf(source))
+    ckpt_dir = load_leaf(leaf_path).ckpt_dir
+    with pytest.raises(ConfigError, match=r"cannot warm-start from .*: its weights were trained on rows up to .* after "
+                                          r"this leaf's split\.train_end .*; retrain the source with --set "
+                                          r"split\.train_end=\d{4}-\d\d-\d\d \(or earlier\)"):
+        run(load_leaf(leaf_path, [f"weights.warm_start.source={source}"]), init_from="warm")
+    assert not ckpt_dir.exists() or not list(ckpt_dir.glob("*.ckpt"))  # nothing written for the refused run
+    # trained before this leaf's train_end, validated past it: allowed, with a warning that says so
+    early = write_leaf(tmp_path / "early", data, modality="rich", split={"train_end": 0.5, "val_end": 0.7})
+    run(load_leaf(early))
+    with caplog.at_level("WARNING", logger="models.training"):
+        run(load_leaf(leaf_path, [f"weights.warm_start.source={early}"]), init_from="warm")
+    assert "chose its checkpoint on rows up to" in caplog.text and "--set split.val_end=" in caplog.text
