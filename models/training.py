@@ -330,10 +330,10 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
     """
     source = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
     target = module.state_dict()
-    if _n_members(source) != _n_members(target):
-        raise ConfigError(f"cannot warm-start from {path}: it has {_n_members(source)} network(s) "
-                          f"(model.ensemble_size), this leaf {_n_members(target)}; warm-start with --set "
-                          f"model.ensemble_size={_n_members(source)}, or train from scratch")
+    theirs, ours = _n_members(source), _n_members(target)
+    if theirs != ours:
+        raise ConfigError(f"cannot warm-start from {path}: it has {theirs} network(s) (model.ensemble_size), this "
+                          f"leaf {ours}; warm-start with --set model.ensemble_size={theirs}, or train from scratch")
     report: dict[str, list[str]] = {"transferred": [], "skipped": [], "new": []}
     for name, value in target.items():
         src = source.get(name)
