@@ -13,7 +13,10 @@ oracle's AP lift ``(AP - base rate) / (oracle AP - base rate)`` (the full oracle
 ``oracle.parquet`` where the horizon has one, and for 1-bar hourly targets the oracle of the drivers this table can
 observe). Regression targets: IC (Spearman rank correlation of P50 with the outcome, pooled), mean pinball loss and
 P10 / P90 coverage. ``no_skill`` is the training span's base rate or mean. Last, each model's headline (AP, or IC)
-minus the best baseline's, with a 90% paired block-bootstrap interval over time (:mod:`metrics.bootstrap`).
+minus the best baseline's, with a 90% paired block-bootstrap interval over time (:mod:`metrics.bootstrap`). On the
+synthetic market the 1-bar hourly target also gets a table of its planted drivers (:func:`driver_table`): the
+share of the oracle's lift each driver carries alone and what is lost without it, and each model's rank
+correlation with each driver's drift, so a gap to the oracle can be traced to the drivers a model misses.
 
 ``--tft-epochs N`` trains the leaf first (N epochs, early stopping off), ``--tft-ckpt best`` uses the leaf's best
 checkpoint, ``none`` scores the baselines alone. ``--tft-seeds 42,1,2`` (with ``--tft-epochs``) trains one TFT per
@@ -57,20 +60,27 @@ def tft_outputs(module, data: WindowData) -> dict[str, np.ndarray]:
             "quantiles": torch.cat([o["quantiles"] for o in outs]).numpy()}
 
 
-def oracle_scores(leaf: Leaf, data: WindowData, oracle_path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Per classification target with an oracle horizon: {'oracle': P(up), 'observable': P(up) from the drivers
-    the features can see (1-bar hourly targets only)}. Empty without ``oracle.parquet``."""
+def oracle_rows(leaf: Leaf, data: WindowData, oracle_path: Path) -> pd.DataFrame | None:
+    """The synthetic market's oracle row (``oracle.parquet``) of each validation window, in window order; ``None``
+    without the file (real data)."""
     if not oracle_path.is_file():
-        return {}
+        return None
     rows = data.splits["val"]
     sym = np.asarray(data.categories["symbol"])[data.static.numpy()[rows, 0]]
-    k = HOURS[leaf.model.period]
     # the decision bar's close is the close of its last hourly bar, which the oracle row of that hour describes
-    ts = pd.to_datetime(data.timestamp[rows], utc=True) + pd.Timedelta(hours=k - 1)
+    ts = pd.to_datetime(data.timestamp[rows], utc=True) + pd.Timedelta(hours=HOURS[leaf.model.period] - 1)
     keys = pd.DataFrame({"symbol": sym, "timestamp": ts.as_unit("ns")})
     oracle = pd.read_parquet(oracle_path)
     oracle["timestamp"] = pd.to_datetime(oracle["timestamp"], utc=True).dt.as_unit("ns")
-    joined = keys.merge(oracle, on=["symbol", "timestamp"], how="left")
+    return keys.merge(oracle, on=["symbol", "timestamp"], how="left")
+
+
+def oracle_scores(leaf: Leaf, data: WindowData, joined: pd.DataFrame | None) -> dict[str, dict[str, np.ndarray]]:
+    """Per classification target with an oracle horizon: {'oracle': P(up), 'observable': P(up) from the drivers
+    the features can see (1-bar hourly targets only)}. Empty without the oracle rows."""
+    if joined is None:
+        return {}
+    k = HOURS[leaf.model.period]
     out = {}
     for t in leaf.targets.targets:
         col = f"prob_up_h{k * t.horizon}"
@@ -80,9 +90,39 @@ def oracle_scores(leaf: Leaf, data: WindowData, oracle_path: Path) -> dict[str, 
         if k * t.horizon == 1:
             seen = list(dict.fromkeys(["regime", "reversal"] + [d for p, d in DRIVERS.items()
                                                                 if any(f.startswith(p) for f in data.features)]))
-            drift = joined[[f"drift_h1_{d}" for d in seen]].sum(axis=1)
-            out[t.name]["observable"] = stats.t.cdf(drift / joined["sigma_h1"] * np.sqrt(2.0), df=4.0)
+            out[t.name]["observable"] = driver_prob(joined, seen)
     return out
+
+
+def driver_prob(joined: pd.DataFrame, drivers: list[str]) -> np.ndarray:
+    """P(up) of the next bar from the named drivers' drift alone (the generator's Student-t, df 4, unit variance)."""
+    drift = joined[[f"drift_h1_{d}" for d in drivers]].sum(axis=1)
+    return stats.t.cdf(drift / joined["sigma_h1"] * np.sqrt(2.0), df=4.0)
+
+
+def driver_table(y: np.ndarray, scores: dict[str, np.ndarray], joined: pd.DataFrame) -> pd.DataFrame:
+    """Which planted drivers each model found (1-bar targets of the synthetic market).
+
+    One row per driver of ``oracle.parquet`` (``drift_h1_<driver>``): ``alone``, the share of the full oracle's AP
+    lift that the oracle restricted to this driver reaches; ``without``, the share without it; then per model the
+    Spearman correlation of its score with the driver's standardized drift. A model that found a driver correlates
+    with it; the drivers are built from independent shocks, so the correlations do not borrow from each other much.
+    """
+    ok = np.isfinite(joined["sigma_h1"].to_numpy()) & np.isfinite(joined["prob_up_h1"].to_numpy())
+    y, joined = y[ok], joined[ok]
+    base = float(np.mean(y))
+    lift = average_precision_score(y, joined["prob_up_h1"]) - base
+    drivers = [c.removeprefix("drift_h1_") for c in joined.columns if c.startswith("drift_h1_")]
+    table = {}
+    for d in drivers:
+        z = (joined[f"drift_h1_{d}"] / joined["sigma_h1"]).to_numpy()
+        row = {"alone": (average_precision_score(y, driver_prob(joined, [d])) - base) / lift,
+               "without": (average_precision_score(y, driver_prob(joined, [x for x in drivers if x != d])) - base)
+               / lift}
+        row.update({name: stats.spearmanr(s[ok], z).statistic if np.std(z) > 0 else np.nan
+                    for name, s in scores.items()})
+        table[d] = row
+    return pd.DataFrame(table).T
 
 
 def classification_row(y: np.ndarray, p: np.ndarray, oracles: dict[str, np.ndarray]) -> dict[str, float]:
@@ -131,8 +171,11 @@ def collect(leaf: Leaf, data: WindowData, tfts: dict, models: list[str],
     return out
 
 
-def evaluate(leaf: Leaf, data: WindowData, outputs: dict, oracles: dict, args: argparse.Namespace) -> None:
-    """Print one table per target and the bootstrap comparison with the best baseline."""
+def evaluate(leaf: Leaf, data: WindowData, outputs: dict, joined: pd.DataFrame | None,
+             args: argparse.Namespace) -> None:
+    """Print one table per target, the bootstrap comparison with the best baseline and, for the 1-bar target of a
+    synthetic market, which of its drivers each model found."""
+    oracles = oracle_scores(leaf, data, joined)
     rows = data.splits["val"]
     ts = pd.Series(pd.to_datetime(data.timestamp[rows], utc=True))
     quantiles = list(leaf.model.model.quantiles)
@@ -151,6 +194,11 @@ def evaluate(leaf: Leaf, data: WindowData, outputs: dict, oracles: dict, args: a
               f"span {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d}, {len(rows):,} rows, base rate / mean {np.mean(y):.4f}")
         print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
         compare(t, y, outputs, k, ts, leaf.model.period, args, quantiles)
+        if joined is not None and t.kind == "classification" and HOURS[leaf.model.period] * t.horizon == 1:
+            drivers = driver_table(y, {n: o["score"][:, k] for n, o in outputs.items() if n != "no_skill"}, joined)
+            print("  planted drivers: share of the oracle's AP lift alone / without it; each model's Spearman "
+                  "correlation with the driver's drift")
+            print(drivers.to_string(float_format=lambda v: f"{v:.3f}"))
         seeds = [n for n in outputs if n.startswith("tft_s")]
         if len(seeds) > 1:
             head = "ap" if t.kind == "classification" else "ic"
@@ -233,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     leaf, data, tfts = load(args)
     seed = load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set).model.seed
     outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m], seed)
-    evaluate(leaf, data, outputs, oracle_scores(leaf, data, Path(args.oracle)), args)
+    evaluate(leaf, data, outputs, oracle_rows(leaf, data, Path(args.oracle)), args)
     print(f"\n(rows: the leaf's validation windows, {leaf.model.period} bars; TFT checkpoint: {args.tft_ckpt})")
     return 0
 
