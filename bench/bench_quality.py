@@ -104,23 +104,25 @@ def driver_table(y: np.ndarray, scores: dict[str, np.ndarray], joined: pd.DataFr
     """Which planted drivers each model found (1-bar targets of the synthetic market).
 
     One row per driver of ``oracle.parquet`` (``drift_h1_<driver>``): ``alone``, the share of the full oracle's AP
-    lift that the oracle restricted to this driver reaches; ``without``, the share without it; then per model the
-    Spearman correlation of its score with the driver's standardized drift. A model that found a driver correlates
-    with it; the drivers are built from independent shocks, so the correlations do not borrow from each other much.
+    lift that the oracle restricted to this driver reaches; ``without``, the share without it; then the Spearman
+    correlation of the oracle's P(up) and of each model's score with the driver's standardized drift. A model that
+    found a driver correlates with it about as the oracle does; the drivers are built from independent shocks, so
+    the correlations do not borrow from each other much. The last row, ``all``, is the oracle's whole drift.
     """
     ok = np.isfinite(joined["sigma_h1"].to_numpy()) & np.isfinite(joined["prob_up_h1"].to_numpy())
     y, joined = y[ok], joined[ok]
     base = float(np.mean(y))
     lift = average_precision_score(y, joined["prob_up_h1"]) - base
     drivers = [c.removeprefix("drift_h1_") for c in joined.columns if c.startswith("drift_h1_")]
+    scores = {"oracle": joined["prob_up_h1"].to_numpy(), **{name: s[ok] for name, s in scores.items()}}
     table = {}
-    for d in drivers:
-        z = (joined[f"drift_h1_{d}"] / joined["sigma_h1"]).to_numpy()
-        row = {"alone": (average_precision_score(y, driver_prob(joined, [d])) - base) / lift,
-               "without": (average_precision_score(y, driver_prob(joined, [x for x in drivers if x != d])) - base)
-               / lift}
-        row.update({name: stats.spearmanr(s[ok], z).statistic if np.std(z) > 0 else np.nan
-                    for name, s in scores.items()})
+    for d in [*drivers, "all"]:
+        parts = drivers if d == "all" else [d]
+        z = (joined[[f"drift_h1_{x}" for x in parts]].sum(axis=1) / joined["sigma_h1"]).to_numpy()
+        rest = [x for x in drivers if x not in parts]
+        row = {"alone": (average_precision_score(y, driver_prob(joined, parts)) - base) / lift,
+               "without": (average_precision_score(y, driver_prob(joined, rest)) - base) / lift if rest else 0.0}
+        row.update({name: stats.spearmanr(s, z).statistic if np.std(z) > 0 else np.nan for name, s in scores.items()})
         table[d] = row
     return pd.DataFrame(table).T
 
@@ -196,8 +198,8 @@ def evaluate(leaf: Leaf, data: WindowData, outputs: dict, joined: pd.DataFrame |
         compare(t, y, outputs, k, ts, leaf.model.period, args, quantiles)
         if joined is not None and t.kind == "classification" and HOURS[leaf.model.period] * t.horizon == 1:
             drivers = driver_table(y, {n: o["score"][:, k] for n, o in outputs.items() if n != "no_skill"}, joined)
-            print("  planted drivers: share of the oracle's AP lift alone / without it; each model's Spearman "
-                  "correlation with the driver's drift")
+            print("  planted drivers: share of the oracle's AP lift alone / without it; the oracle's and each "
+                  "model's Spearman correlation with the driver's drift (all: the whole drift)")
             print(drivers.to_string(float_format=lambda v: f"{v:.3f}"))
         seeds = [n for n in outputs if n.startswith("tft_s")]
         if len(seeds) > 1:

@@ -37,13 +37,18 @@ def test_driver_table_says_which_driver_a_model_found(bench):
     z_strong = (joined["drift_h1_strong"] / joined["sigma_h1"]).to_numpy()
     noise = np.random.default_rng(1).standard_normal(len(y))
     table = bench.driver_table(y, {"found_strong": z_strong, "noise": noise}, joined)
-    assert list(table.index) == ["strong", "weak"]
+    assert list(table.index) == ["strong", "weak", "all"]
+    assert list(table.columns) == ["alone", "without", "oracle", "found_strong", "noise"]
     # the strong driver alone carries most of the oracle's lift, and removing it loses most of it
     assert table.loc["strong", "alone"] > 0.8 > table.loc["weak", "alone"]
     assert table.loc["strong", "without"] < 0.2 < table.loc["weak", "without"]
     assert table.loc["strong", "found_strong"] == pytest.approx(1.0)
     assert abs(table.loc["weak", "found_strong"]) < 0.05
     assert abs(table.loc["strong", "noise"]) < 0.05
+    # the reference: the oracle ranks exactly by its whole drift, and mostly by the strong driver
+    assert table.loc["all", "oracle"] == pytest.approx(1.0)
+    assert table.loc["all", "alone"] == pytest.approx(1.0)
+    assert table.loc["strong", "oracle"] > table.loc["weak", "oracle"]
 
 
 def test_driver_table_skips_rows_without_an_oracle(bench):
