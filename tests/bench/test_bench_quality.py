@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_quality.py"
+from tests.bench.conftest import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("bench_quality")
 
 
 def _planted(n: int = 20000, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
