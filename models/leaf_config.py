@@ -109,6 +109,9 @@ class ArchSection:
     # ridge penalty of the skip's pairwise interactions of the decision bar's inputs, in units of the per-sample
     # loss (0: no interactions; needs linear_skip). See TFTNet and bench/RESULTS.md
     interaction_l2: float = bounded(0.0, ge=0.0)
+    # at most this many pairwise products of the decision bar's inputs in the skip, each chosen on the training span
+    # by a score test with a Bonferroni bound (features.interactions.PairScreen; 0: none; needs linear_skip)
+    interaction_pairs: int = bounded(0, ge=0, le=1000)
     # K independently initialised networks trained side by side on the same batches, their outputs averaged (a deep
     # ensemble: the spread between seeds is as large as most levers, bench/RESULTS.md). K times the training cost
     ensemble_size: int = bounded(1, ge=1, le=32)
@@ -121,6 +124,10 @@ class ArchSection:
         if self.interaction_l2 > 0 and not self.linear_skip:
             raise ConfigError(f"key 'model.interaction_l2' = {self.interaction_l2}: the interactions are part of the "
                               "linear skip; set model.linear_skip=true or model.interaction_l2=0")
+        if self.interaction_pairs > 0 and (not self.linear_skip or self.interaction_l2 > 0):
+            raise ConfigError(f"key 'model.interaction_pairs' = {self.interaction_pairs}: the screened pairs are part "
+                              "of the linear skip and replace the penalized all-pairs map; set model.linear_skip=true "
+                              "and model.interaction_l2=0, or model.interaction_pairs=0")
         if sorted(self.quantiles) != self.quantiles or 0.5 not in self.quantiles:
             raise ConfigError(f"key 'model.quantiles' = {self.quantiles}: must be increasing and include 0.5")
 
@@ -325,7 +332,7 @@ class Leaf:
 
 # what a checkpoint's stored model config means by a key it predates: the setting it was trained with (a new
 # default must not change an old network)
-LEGACY_MODEL = {"model": {"linear_skip": False, "interaction_l2": 0.0}}
+LEGACY_MODEL = {"model": {"linear_skip": False, "interaction_l2": 0.0, "interaction_pairs": 0}}
 
 
 def with_legacy(model_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,9 @@ class MyTFTModule(L.LightningModule):
             regression=[k == "regression" for k in self.kinds],
             linear_skip=arch.linear_skip,  # False for checkpoints from before the key (Leaf.from_dict)
             interaction_l2=arch.interaction_l2,
+            # the pairs screened on the training span (models.training.make_spec), by name; none in older checkpoints
+            pairs=[(spec["features"].index(p["left"]), spec["features"].index(p["right"]))
+                   for p in spec.get("interaction_pairs", [])],
         )
         # members are built one after the other from the seeded generator: different, reproducible initialisations;
         # one member is the plain network (state-dict names as before ensembles existed)
@@ -128,7 +131,7 @@ class MyTFTModule(L.LightningModule):
         loss, comp = self._training_loss(out, batch["target"])
         bs = batch["target"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        if self.net.pair_w is not None:
+        if self.net.pair_w is not None and self.leaf.model.model.interaction_l2 > 0:
             penalty = self.net.penalty(self.loss_fn.w / self.loss_fn.w.sum().clamp_min(1e-12))
             self.log("train/interaction_penalty", penalty, batch_size=bs)
             loss = loss + penalty

@@ -19,6 +19,8 @@ loss adds (:meth:`TFTNet.penalty`): a quadratic logistic / linear model with hie
 nearly free, interactions strongly shrunk), the prior of factorization machines without their low rank. A deep
 net learns products of weak inputs slowly on noisy returns, and all products under the main effects' penalty fit
 noise; under a strong separate ridge they add small, diffuse corrections (``bench/bench_interactions.py``).
+With ``pairs`` the skip carries only those products (no extra penalty): the few that a score test on the training
+span singles out (:class:`features.interactions.PairScreen`, ``model.interaction_pairs``).
 Quantiles are ordered by construction: the head outputs the median and non-negative (softplus) increments
 outwards from it, so P10 <= P50 <= P90 for every input. :class:`HybridMultiLoss` weights BCE (or focal) and
 pinball losses per target.
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from features.interactions import CLIP
 from models.tft_layers import GateAddNorm, GatedResidualNetwork, InterpretableMultiHeadAttention
 from utils.loss_factory import check_loss, get_loss
 
@@ -128,7 +131,8 @@ class TFTNet(nn.Module):
     def __init__(self, n_enc: int, n_dec: int, n_symbols: int, n_periods: int, n_targets: int, head_steps: list[int],
                  hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int,
                  median_idx: int | None = None, regression: list[bool] | None = None,
-                 linear_skip: bool = False, interaction_l2: float = 0.0) -> None:
+                 linear_skip: bool = False, interaction_l2: float = 0.0,
+                 pairs: list[tuple[int, int]] | None = None) -> None:
         super().__init__()
         self.head_steps = head_steps
         # regression heads: raw[median] is P50, the other raw outputs are softplus increments outwards from it
@@ -158,8 +162,10 @@ class TFTNet(nn.Module):
         self.skip_w = nn.Parameter(torch.zeros(n_enc, n_targets, n_quantiles)) if linear_skip else None
         self.interaction_l2 = float(interaction_l2)
         self.pair_w = None
-        if linear_skip and interaction_l2 > 0:
-            left, right = torch.triu_indices(n_enc, n_enc, 1)
+        if linear_skip and (interaction_l2 > 0 or pairs):
+            # every pair under the ridge penalty, or the few screened on the training span (features.interactions)
+            left, right = (torch.triu_indices(n_enc, n_enc, 1) if interaction_l2 > 0
+                           else torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T)
             self.register_buffer("pair_left", left, persistent=False)
             self.register_buffer("pair_right", right, persistent=False)
             self.pair_w = nn.Parameter(torch.zeros(left.numel(), n_targets, n_quantiles))
@@ -185,7 +191,7 @@ class TFTNet(nn.Module):
         out = torch.einsum("bv,vtq->btq", last, self.skip_w)
         if self.pair_w is not None:
             # clipped so that one outlying input cannot saturate every product it enters
-            x = last.clamp(-5.0, 5.0)
+            x = last.clamp(-CLIP, CLIP)
             out = out + torch.einsum("bp,ptq->btq", torch.tanh(x[:, self.pair_left] * x[:, self.pair_right]),
                                      self.pair_w)
         return out
@@ -197,7 +203,7 @@ class TFTNet(nn.Module):
         (:class:`HybridMultiLoss`): each head's weights are penalized in units of its own per-sample loss, as a
         ridge regression of that target alone would be.
         """
-        if self.pair_w is None:
+        if self.pair_w is None or self.interaction_l2 == 0:
             return torch.zeros((), device=self.head_b.device)
         per_target = self.pair_w.pow(2).sum(dim=(0, 2))
         if target_weights is not None:

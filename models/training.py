@@ -25,6 +25,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from features.interactions import PairScreen
 from models.callbacks import (
     AveragedWeights,
     BestAndLastCheckpoint,
@@ -148,8 +149,27 @@ def versions(leaf: Leaf, data: WindowData) -> dict[str, str]:
     }
 
 
-def make_spec(leaf: Leaf, data: WindowData) -> dict:
-    """The self-contained description stored in every checkpoint."""
+def screen_pairs(leaf: Leaf, data: WindowData) -> list[dict]:
+    """The skip's interaction pairs (``model.interaction_pairs``, none when 0), screened on the training windows
+    only (:class:`features.interactions.PairScreen`): ``[{left, right, tstat, target}]``, strongest first."""
+    k = leaf.model.model.interaction_pairs
+    if k == 0:
+        return []
+    train, targets = data.splits["train"], leaf.targets.targets
+    screen = PairScreen(k, seed=leaf.model.seed).fit(
+        data.x[train].numpy(), data.y_raw[train], data.timestamp[train], [t.kind for t in targets],
+        [t.horizon for t in targets], [t.name for t in targets])
+    table = screen.table(data.features)
+    logger.info("%s: %d of %d input pairs kept for the skip (|t| > %.2f on the training span, at most %d)%s",
+                leaf.config_path, len(table), screen.n_tested_, screen.critical_, k,
+                "".join(f"\n  {r.left} x {r.right}: t {r.tstat:+.2f} ({r.target})" for r in table.itertuples()))
+    return [{"left": r.left, "right": r.right, "tstat": float(r.tstat), "target": r.target}
+            for r in table.itertuples()]
+
+
+def make_spec(leaf: Leaf, data: WindowData, pairs: list[dict] | None = None) -> dict:
+    """The self-contained description stored in every checkpoint (``pairs``: the screened interaction pairs, by
+    default screened here)."""
     return {
         "config": leaf.to_dict(), "features": data.features, "known": data.known_names,
         "targets": [{"name": t.name, "kind": t.kind, "horizon": t.horizon} for t in leaf.targets.targets],
@@ -159,6 +179,7 @@ def make_spec(leaf: Leaf, data: WindowData) -> dict:
         "ordered_quantiles": True,  # the regression head's quantiles cannot cross (see models.tft_module)
         # the no-skill constants of the eval reports: each target's base rate (or mean) on the training rows
         "train_target_means": np.nanmean(data.y_raw[data.splits["train"]], axis=0).tolist(),
+        "interaction_pairs": screen_pairs(leaf, data) if pairs is None else pairs,
     }
 
 
@@ -246,11 +267,12 @@ def _restore_ctrl_c() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def write_snapshot(leaf: Leaf, data: WindowData, folder: Path | None = None) -> Path:
+def write_snapshot(leaf: Leaf, data: WindowData, folder: Path | None = None, pairs: list[dict] | None = None) -> Path:
     """``config_snapshot.yaml`` in the checkpoint folder (``folder``, default the TFT's): the resolved configs
-    (split fractions as dates) and the spans the run uses."""
+    (split fractions as dates), the spans the run uses and the screened interaction pairs."""
     snap = {**leaf.to_dict(), "time_split": data.time_split.describe() if data.time_split else None,
-            "windows": {k: int(v.size) for k, v in data.splits.items()}, "features": data.features}
+            "windows": {k: int(v.size) for k, v in data.splits.items()}, "features": data.features,
+            "interaction_pairs": pairs or []}
     return write_text(yaml.safe_dump(snap, sort_keys=False), (folder or leaf.ckpt_dir) / "config_snapshot.yaml")
 
 
@@ -328,8 +350,11 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
 
     Returns the transferred / skipped / new parameter names; logs them as a table.
     """
-    source = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    target = module.state_dict()
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    source, target = saved["state_dict"], module.state_dict()
+    # the pair weights mean something only for the same pairs (those screened on each run's own training span)
+    pair_names = [(p["left"], p["right"]) for p in saved["hyper_parameters"]["spec"].get("interaction_pairs", [])]
+    same_pairs = pair_names == [(p["left"], p["right"]) for p in module.spec.get("interaction_pairs", [])]
     theirs, ours = _n_members(source), _n_members(target)
     if theirs != ours:
         raise ConfigError(f"cannot warm-start from {path}: it has {theirs} network(s) (model.ensemble_size), this "
@@ -339,7 +364,8 @@ def warm_start(module: MyTFTModule, path: Path, transfer: list[str], freeze: lis
         src = source.get(name)
         if src is None:
             report["new"].append(name)
-        elif src.shape != value.shape or not any(_member_free(name).startswith(p) for p in transfer):
+        elif (src.shape != value.shape or not any(_member_free(name).startswith(p) for p in transfer)
+              or (name.endswith("pair_w") and not same_pairs)):
             report["skipped"].append(name)
         else:
             target[name] = src.clone()
@@ -373,16 +399,16 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
     L.seed_everything(leaf.model.seed, workers=True, verbose=False)
     configured = leaf
     table = as_leaf_table(leaf, table)  # from a dataset: narrow columns; inputs read into the window array
-    ckpt_path = None
-    if init_from == "resume":
+    ckpt_path, pairs = None, None
+    if init_from == "resume":  # a resume keeps the checkpoint's interaction pairs: its weights are theirs
         leaf, data, last = _resume_data(leaf, table)
-        ckpt_path = str(last)
+        ckpt_path, pairs = str(last), read_spec(last).get("interaction_pairs", [])
     else:  # fractions become dates once, here; the checkpoint and config_snapshot.yaml keep the dates
         leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
         data = build_window_data(leaf, table)
     del table  # a table read here is released: the windows hold all that training and prediction need
     release_freed_memory()  # the temporaries of building the windows
-    module = MyTFTModule(make_spec(leaf, data))
+    module = MyTFTModule(make_spec(leaf, data, pairs))  # pairs None: screened on this run's training span
     if init_from == "warm":  # before archiving: the source may be this leaf's own previous run
         ws, source = leaf.weights.warm_start, _warm_source(leaf)
         check_warm_timeline(leaf, source)
@@ -392,7 +418,7 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
     if trainer_is_rank_zero():
         if init_from != "resume":
             archive_previous_run(leaf.ckpt_dir)
-        write_snapshot(leaf, data)
+        write_snapshot(leaf, data, pairs=module.spec["interaction_pairs"])
     trainer, ckpt = _trainer(leaf, monitor, mode, callbacks)
     t = leaf.model.training
     logger.info("%s: %d features, %d train / %d val windows, monitor %s (%s)", leaf.config_path,

@@ -85,6 +85,11 @@ def test_unknown_feature(leaf_path):
     ("targets.targets=[]", r"key 'targets' = \[\]: list at least one target"),
     ("model.interaction_l2=-1", r"'model\.interaction_l2' = -1"),
     ("model.ensemble_size=0", r"key 'model\.ensemble_size' = 0"),
+    ("model.interaction_pairs=-1", r"'model\.interaction_pairs' = -1"),
+    (["model.linear_skip=false", "model.interaction_pairs=4"],
+     r"key 'model\.interaction_pairs' = 4: the screened pairs are part of the linear skip .*linear_skip=true"),
+    (["model.interaction_l2=1.0", "model.interaction_pairs=4"],
+     r"key 'model\.interaction_pairs' = 4: .*replace the penalized all-pairs map; .*model\.interaction_l2=0"),
     (["model.linear_skip=false", "model.interaction_l2=1.0"],
      r"key 'model\.interaction_l2' = 1\.0: the interactions are part of the linear skip; set model\.linear_skip=true"),
 ])

@@ -91,6 +91,24 @@ def test_interaction_skip_starts_at_the_linear_skip_and_adds_each_product_of_the
         assert torch.isclose(pairs.penalty(torch.tensor([0.25, 0.75])), torch.tensor(0.25 * 2.0 * 0.7 ** 2))
 
 
+def test_screened_pairs_skip_carries_only_those_products_without_a_penalty():
+    torch.manual_seed(0)
+    lin = _net(1, linear_skip=True)
+    net = TFTNet(n_enc=5, n_dec=2, n_symbols=3, n_periods=1, n_targets=2, head_steps=[0, 1], hidden=8, heads=2,
+                 lstm_layers=1, dropout=0.0, d_embed=4, n_quantiles=3, median_idx=1, regression=[False, True],
+                 linear_skip=True, pairs=[(3, 4), (0, 2)])
+    assert net.load_state_dict(lin.state_dict(), strict=False).missing_keys == ["pair_w"]
+    assert net.pair_w.shape == (2, 2, 3) and net.pair_left.tolist() == [3, 0] and net.pair_right.tolist() == [4, 2]
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.equal(lin(batch)["pred"], net(batch)["pred"])  # zero at initialization
+        net.pair_w[1, 0, 0] = -0.4
+        last = batch["encoder_cont"][:, -1].clamp(-5, 5)
+        expected = lin(batch)["pred"][:, 0, 0] - 0.4 * torch.tanh(last[:, 0] * last[:, 2])
+        assert torch.allclose(net(batch)["pred"][:, 0, 0], expected, atol=1e-5)
+        assert net.penalty().item() == 0.0  # a handful of screened pairs: weight decay only, as the main effects
+
+
 def test_interaction_skip_learns_a_planted_product_that_the_linear_skip_cannot():
     """y = 1[x1 * x3 > 0] at the decision bar: the ridge-shrunk product map finds it, and the unused pairs stay
     near zero (the penalty)."""

@@ -533,3 +533,52 @@ def test_warm_start_from_weights_trained_past_this_leafs_train_end_is_refused(le
     with caplog.at_level("WARNING", logger="models.training"):
         run(load_leaf(leaf_path, [f"weights.warm_start.source={early}"]), init_from="warm")
     assert "chose its checkpoint on rows up to" in caplog.text and "--set split.val_end=" in caplog.text
+
+
+def test_screened_pairs_are_fit_on_the_training_span_stored_kept_on_resume_and_not_warm_started_across(
+        leaf_path, monkeypatch):
+    """``model.interaction_pairs``: the screen sees only the training windows; its pairs go into the checkpoint's spec
+    and ``config_snapshot.yaml``, a resume keeps them without screening again, and a warm start copies the pair
+    weights only onto the same pairs. (The fixture has no interaction: the screen's result is fixed here; what it
+    finds is tested in tests/features/test_interactions.py.)"""
+    import yaml
+
+    import models.training as tr
+    from models.window_dataset import build_window_data
+
+    seen = []
+
+    def fit(self, X, Y, timestamps, kinds, horizons, names=None):
+        seen.append((np.asarray(timestamps), len(X), list(kinds)))
+        self.pairs_, self.tstats_, self.targets_ = [(0, 2), (1, 3)], np.array([6.0, -5.0]), [names[0], names[1]]
+        self.n_tested_, self.critical_ = 21, 4.0
+        return self
+
+    monkeypatch.setattr(tr.PairScreen, "fit", fit)
+    over = ["model.interaction_pairs=2", "model.dropout=0.0"]
+    first = run(load_leaf(leaf_path, over))
+    ckpt = _ckpt(first.last_model_path)
+    spec = ckpt["hyper_parameters"]["spec"]
+    pairs = [(p["left"], p["right"]) for p in spec["interaction_pairs"]]
+    assert pairs == [("ret_1", "rv_24"), ("ret_4", "rsi_14")]
+    snap = yaml.safe_load((load_leaf(leaf_path).ckpt_dir / "config_snapshot.yaml").read_text())
+    (ts, n_rows, kinds), = seen
+    assert n_rows == snap["windows"]["train"] and kinds == ["classification", "regression"]
+    train_end = pd.Timestamp(spec["config"]["model"]["split"]["train_end"])
+    assert pd.Timestamp(int(ts.max()), tz="UTC") <= (train_end if train_end.tzinfo else train_end.tz_localize("UTC"))
+    assert ckpt["state_dict"]["net.pair_w"].shape == (2, 2, 3) and ckpt["state_dict"]["net.pair_w"].abs().max() > 0
+    assert [(p["left"], p["right"]) for p in snap["interaction_pairs"]] == pairs
+
+    def no_screen(*args, **kwargs):
+        raise AssertionError("a resume keeps the checkpoint's pairs")
+
+    monkeypatch.setattr(tr.PairScreen, "fit", no_screen)
+    resumed = run(load_leaf(leaf_path, [*over, "training.max_epochs=2"]), init_from="resume")
+    assert _ckpt(resumed.last_model_path)["hyper_parameters"]["spec"]["interaction_pairs"] == spec["interaction_pairs"]
+
+    leaf = load_leaf(leaf_path, over)
+    data = build_window_data(leaf)
+    other = [{**spec["interaction_pairs"][0], "right": "bb_pctb"}, spec["interaction_pairs"][1]]
+    for given, status in ((spec["interaction_pairs"], "transferred"), (other, "skipped")):
+        module = MyTFTModule(tr.make_spec(leaf, data, given))
+        assert "net.pair_w" in warm_start(module, Path(resumed.last_model_path), ["net."], [])[status]
