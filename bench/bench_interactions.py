@@ -33,15 +33,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.preprocessing import SplineTransformer
 
+from features.interactions import pair_products
 from models.leaf_config import load_leaf
 from models.window_dataset import build_window_data, read_table
 
 
 def pair_matrix(X: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tanh(x_i * x_j)`` for ``i < j`` of the clipped inputs, centred on ``fit_rows``; and the pair indices."""
-    Xc = np.clip(X, -5.0, 5.0)
     left, right = np.triu_indices(X.shape[1], 1)
-    P = np.tanh(Xc[:, left] * Xc[:, right])
+    P = pair_products(X, left, right)
     return P - P[fit_rows].mean(axis=0), left, right
 
 

@@ -81,6 +81,8 @@ class PairScreen:
         The ``|t|`` a pair had to exceed.
     n_tested_ : int
         Pairs tested (per target).
+    scores_ : ndarray
+        Every pair's t (the largest in absolute value over the targets), in ``numpy.triu_indices`` order.
     """
 
     def __init__(self, max_pairs: int, alpha: float = 0.05, lag_mult: float = 2.0, max_rows: int = 200_000,
@@ -117,7 +119,7 @@ class PairScreen:
         n_pairs = X.shape[1] * (X.shape[1] - 1) // 2
         self.n_tested_ = n_pairs
         self.critical_ = float(stats.norm.isf(self.alpha / (2.0 * max(1, n_pairs) * max(1, Y.shape[1]))))
-        self.pairs_, self.tstats_, self.targets_ = [], np.zeros(0), []
+        self.pairs_, self.tstats_, self.targets_, self.scores_ = [], np.zeros(0), [], np.zeros(n_pairs)
         if n_pairs == 0 or self.max_pairs <= 0:
             return self
         rows = np.arange(len(X))
@@ -131,7 +133,7 @@ class PairScreen:
             if ok.sum() > X.shape[1] + 10 and np.unique(Y[ok, k]).size > 1:
                 t[k] = self._tstats(X[ok], Y[ok, k], ts[ok], kinds[k], horizons[k])
         best_target = np.abs(t).argmax(axis=0)
-        best = t[best_target, np.arange(n_pairs)]
+        best = self.scores_ = t[best_target, np.arange(n_pairs)]
         order = np.argsort(-np.abs(best), kind="stable")
         kept = order[np.abs(best[order]) > self.critical_][: self.max_pairs]
         left, right = np.triu_indices(X.shape[1], 1)

@@ -56,6 +56,7 @@ def test_screen_keeps_nothing_without_an_interaction():
     Y = _targets(0.8 * X[:, 0] - 0.6 * X[:, 3], 0.5 * X[:, 1], seed=1)  # main effects only
     screen = PairScreen(max_pairs=5).fit(X, Y, ts, KINDS, [1, 1])
     assert screen.pairs_ == [] and screen.transform(X).shape == (len(X), 0)
+    assert screen.scores_.shape == (28,) and 0 < np.abs(screen.scores_).max() < screen.critical_
 
 
 def test_screen_ignores_unlabelled_rows_and_single_class_targets():
