@@ -43,6 +43,14 @@ def pair_products(X: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndar
     return np.tanh(Xc[:, left] * Xc[:, right])
 
 
+def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray:
+    """Sorted row indices: all ``n`` rows, or a seeded random ``max_rows`` of them (the screen's row cap; callers
+    holding a large array index it with these before copying it)."""
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+
+
 def _residual(Q: np.ndarray, X: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
     """What the inputs' linear model leaves of ``y``: ``y - P(up)`` (logistic) or the least-squares residual."""
     if kind == "classification":
@@ -113,7 +121,6 @@ class PairScreen:
     def fit(self, X: np.ndarray, Y: np.ndarray, timestamps: np.ndarray, kinds: list[str], horizons: list[int],
             target_names: list[str] | None = None) -> PairScreen:
         """Screen on these rows. ``X`` ``[n, F]`` scaled inputs; ``Y`` ``[n, T]`` targets (NaN: no label)."""
-        X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64).reshape(len(X), -1)
         names = target_names or [f"target {k}" for k in range(Y.shape[1])]
         n_pairs = X.shape[1] * (X.shape[1] - 1) // 2
@@ -122,11 +129,10 @@ class PairScreen:
         self.pairs_, self.tstats_, self.targets_, self.scores_ = [], np.zeros(0), [], np.zeros(n_pairs)
         if n_pairs == 0 or self.max_pairs <= 0:
             return self
-        rows = np.arange(len(X))
-        if len(rows) > self.max_rows:
-            rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.max_rows, replace=False))
+        rows = sample_rows(len(X), self.max_rows, self.seed)
+        if len(rows) < len(X):
             logger.info("interaction screen on %d of %d training rows (max_rows)", len(rows), len(X))
-        X, Y, ts = X[rows], Y[rows], np.asarray(timestamps)[rows]
+        X, Y, ts = np.asarray(X[rows], dtype=np.float64), Y[rows], np.asarray(timestamps)[rows]
         t = np.zeros((Y.shape[1], n_pairs))
         for k in range(Y.shape[1]):
             ok = np.isfinite(Y[:, k]) & np.isfinite(X).all(axis=1)

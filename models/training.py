@@ -25,7 +25,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from features.interactions import PairScreen
+from features.interactions import PairScreen, sample_rows
 from models.callbacks import (
     AveragedWeights,
     BestAndLastCheckpoint,
@@ -155,10 +155,14 @@ def screen_pairs(leaf: Leaf, data: WindowData) -> list[dict]:
     k = leaf.model.model.interaction_pairs
     if k == 0:
         return []
-    train, targets = data.splits["train"], leaf.targets.targets
-    screen = PairScreen(k, seed=leaf.model.seed).fit(
-        data.x[train].numpy(), data.y_raw[train], data.timestamp[train], [t.kind for t in targets],
-        [t.horizon for t in targets], [t.name for t in targets])
+    targets, screen = leaf.targets.targets, PairScreen(k, seed=leaf.model.seed)
+    train = data.splits["train"]
+    if len(train) > screen.max_rows:  # the row cap before any copy: a real universe holds millions of windows
+        logger.info("%s: interaction screen on %d of %d training windows", leaf.config_path, screen.max_rows,
+                    len(train))
+        train = train[sample_rows(len(train), screen.max_rows, leaf.model.seed)]
+    screen.fit(data.x[train].numpy(), data.y_raw[train], data.timestamp[train],
+               [t.kind for t in targets], [t.horizon for t in targets], [t.name for t in targets])
     table = screen.table(data.features)
     logger.info("%s: %d of %d input pairs kept for the skip (|t| > %.2f on the training span, at most %d)%s",
                 leaf.config_path, len(table), screen.n_tested_, screen.critical_, k,

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.interactions import CLIP, PairScreen, pair_products
+from features.interactions import CLIP, PairScreen, pair_products, sample_rows
 
 KINDS = ["classification", "regression"]
 
@@ -30,6 +30,13 @@ def test_pair_products_clip_then_tanh():
     X = np.array([[1.0, 2.0, -30.0], [0.5, -1.0, 3.0]])
     got = pair_products(X, np.array([0, 1]), np.array([1, 2]))
     assert np.allclose(got, np.tanh([[2.0, 2.0 * -CLIP], [-0.5, -3.0]]))
+
+
+def test_sample_rows_caps_with_a_seeded_sorted_subset():
+    assert np.array_equal(sample_rows(10, 20, seed=0), np.arange(10))
+    rows = sample_rows(1000, 100, seed=3)
+    assert len(np.unique(rows)) == 100 and np.all(np.diff(rows) > 0) and rows.max() < 1000
+    assert np.array_equal(rows, sample_rows(1000, 100, seed=3)) and not np.array_equal(rows, sample_rows(1000, 100, 4))
 
 
 def test_screen_finds_a_planted_product_for_either_target_kind_and_only_it():

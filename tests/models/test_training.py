@@ -582,3 +582,26 @@ def test_screened_pairs_are_fit_on_the_training_span_stored_kept_on_resume_and_n
     for given, status in ((spec["interaction_pairs"], "transferred"), (other, "skipped")):
         module = MyTFTModule(tr.make_spec(leaf, data, given))
         assert "net.pair_w" in warm_start(module, Path(resumed.last_model_path), ["net."], [])[status]
+
+
+def test_screen_pairs_caps_the_training_windows_before_copying_them(leaf_path, monkeypatch):
+    """A real universe holds millions of training windows: the screen sees a seeded subset of ``max_rows`` of them,
+    all from the training span, taken before the inputs are copied."""
+    import models.training as tr
+    from models.window_dataset import build_window_data
+
+    leaf = load_leaf(leaf_path, ["model.interaction_pairs=3"])
+    data = build_window_data(leaf)
+    seen = []
+
+    def fit(self, X, Y, timestamps, *args):
+        seen.append((len(X), np.asarray(timestamps)))
+        self.pairs_, self.tstats_, self.targets_, self.n_tested_, self.critical_ = [], np.zeros(0), [], 21, 4.0
+        return self
+
+    monkeypatch.setattr(tr.PairScreen, "fit", fit)
+    monkeypatch.setattr(tr.PairScreen.__init__, "__defaults__", (0.05, 2.0, 50, 0))  # max_rows 50
+    assert tr.screen_pairs(leaf, data) == []
+    (n, ts), = seen
+    assert n == 50 < len(data.splits["train"])
+    assert set(ts) <= set(data.timestamp[data.splits["train"]])
