@@ -240,8 +240,9 @@ def _check_same_architecture(leaf: Leaf, saved: dict, path: Path) -> None:
                           f"use warm_start_train.py instead")
 
 
-def _resume_data(leaf: Leaf, table: LeafTable) -> tuple[Leaf, WindowData, Path]:
-    """The resumed run's leaf and windows: the checkpoint's split dates, categories, scalers and feature list.
+def _resume_data(leaf: Leaf, table: LeafTable) -> tuple[Leaf, WindowData, Path, list[dict]]:
+    """The resumed run's leaf and windows: the checkpoint's split dates, categories, scalers and feature list; its
+    path and interaction pairs (a resume keeps them: its weights are theirs).
 
     Nothing is refit on the current table, so appended data changes neither the spans nor the transforms.
     """
@@ -260,7 +261,7 @@ def _resume_data(leaf: Leaf, table: LeafTable) -> tuple[Leaf, WindowData, Path]:
     data = build_window_data(leaf, table, categories=saved["categories"], scalers=saved["scalers"],
                              features=saved["features"], levels=saved.get("excluded_levels", {}),
                              known_names=saved["known"])
-    return leaf, data, last
+    return leaf, data, last, saved.get("interaction_pairs", [])
 
 
 def _restore_ctrl_c() -> None:
@@ -404,9 +405,9 @@ def _run(leaf: Leaf, init_from: InitFrom, table: pd.DataFrame | None, callbacks:
     configured = leaf
     table = as_leaf_table(leaf, table)  # from a dataset: narrow columns; inputs read into the window array
     ckpt_path, pairs = None, None
-    if init_from == "resume":  # a resume keeps the checkpoint's interaction pairs: its weights are theirs
-        leaf, data, last = _resume_data(leaf, table)
-        ckpt_path, pairs = str(last), read_spec(last).get("interaction_pairs", [])
+    if init_from == "resume":
+        leaf, data, last, pairs = _resume_data(leaf, table)
+        ckpt_path = str(last)
     else:  # fractions become dates once, here; the checkpoint and config_snapshot.yaml keep the dates
         leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
         data = build_window_data(leaf, table)
