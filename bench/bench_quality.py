@@ -2,9 +2,10 @@
 
 Usage::
 
-    python bench/bench_quality.py --leaf Alpha-Dir-TFT/1h/base [--tft-ckpt best|PATH|none] [--tft-epochs N]
+    python bench/bench_quality.py --leaf Alpha-Dir-TFT/1h/base [--tft-ckpt best|PATH[,PATH...]|none]
+                                  [--tft-epochs N] [--tft-seeds 42,1,2] [--baseline-seeds 42,1,2]
                                   [--models logistic,lightgbm] [--samples 300] [--block-bars 48]
-                                  [--tft-seeds 42,1,2] [--set features.normalize=group ...]
+                                  [--set features.normalize=group ...]
 
 Every model is scored on exactly the validation rows of the leaf's windows (:func:`build_window_data`: same
 features, spans, purge and embargo; the TFT's checkpoint fixes the split dates and transforms, and the baselines
@@ -21,8 +22,12 @@ correlation with each driver's drift, so a gap to the oracle can be traced to th
 ``--tft-epochs N`` trains the leaf first (N epochs, early stopping off), ``--tft-ckpt best`` uses the leaf's best
 checkpoint, ``none`` scores the baselines alone. ``--tft-seeds 42,1,2`` (with ``--tft-epochs``) trains one TFT per
 seed and scores each (``tft_s42`` ...) and their average (``tft_mean``: the seed ensemble, calibrated scores and
-quantiles averaged), so a difference can be read against the spread between seeds of the same model; the
-baselines keep the leaf's seed. Probabilities are calibrated on the validation span for every
+quantiles averaged), so a difference can be read against the spread between seeds of the same model;
+``--tft-ckpt PATH,PATH,...`` scores checkpoints trained earlier the same way (named by their seeds). The baselines
+keep the leaf's seed unless ``--baseline-seeds 42,1,2`` fits each once per seed (``lightgbm_s1`` ... and the seed
+ensemble ``lightgbm_mean``): GBDTs subsample rows and columns, so their figures move with the seed as the TFT's do,
+and a model trained with several seeds is then compared by its mean over them (the best baseline is chosen by that
+mean, never by its luckiest seed). Probabilities are calibrated on the validation span for every
 model (the leaf's method), so log-loss and Brier are in-sample for the calibration; AP, ROC-AUC and IC are not
 affected by it.
 """
@@ -30,6 +35,8 @@ affected by it.
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -153,24 +160,45 @@ def regression_row(y: np.ndarray, q: np.ndarray, quantiles: list[float]) -> dict
             "rmse": float(np.sqrt(np.mean((y - p50) ** 2)))}
 
 
+def _mean_output(outs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The average of several models' scores and quantiles (a seed ensemble; the mean of ordered quantiles stays
+    ordered)."""
+    return {key: np.mean([o[key] for o in outs], axis=0) for key in ("score", "quantiles")}
+
+
 def collect(leaf: Leaf, data: WindowData, tfts: dict, models: list[str],
-            seed: int) -> dict[str, dict[str, np.ndarray]]:
+            seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:
     """Per model: scores ``[n, T]`` and quantiles ``[n, T, Q]`` on the validation rows (plus no skill); ``tfts``
-    maps a name to a trained module (several seeds also give their average, ``tft_mean``); the baselines use
-    ``seed`` (the leaf's configured one: with ``--tft-seeds`` the checkpoint's leaf carries the first TFT's)."""
+    maps a name to a trained module (several seeds also give their average, ``tft_mean``); each baseline is fit
+    once per seed of ``seeds`` (``lightgbm_s1`` ... and their average ``lightgbm_mean`` when there are several;
+    a single seed keeps the plain name)."""
     rows = data.splits["val"]
     out = {name: tft_outputs(module, data) for name, module in tfts.items()}
-    if len(tfts) > 1:  # the mean of ordered quantiles stays ordered
-        out["tft_mean"] = {key: np.mean([out[n][key] for n in tfts], axis=0) for key in ("score", "quantiles")}
+    if len(tfts) > 1:
+        out["tft_mean"] = _mean_output([out[n] for n in tfts])
     for name in models:
-        expert = BaselineExpert(leaf, name, seed).fit(data)
-        dec = expert.decode(data, rows)
-        out[name] = {"score": dec["score"], "quantiles": dec["quantiles"]}
+        for seed in seeds:
+            dec = BaselineExpert(leaf, name, seed).fit(data).decode(data, rows)
+            out[name if len(seeds) == 1 else f"{name}_s{seed}"] = {"score": dec["score"],
+                                                                    "quantiles": dec["quantiles"]}
+        if len(seeds) > 1:
+            out[f"{name}_mean"] = _mean_output([out[f"{name}_s{seed}"] for seed in seeds])
     means = np.nanmean(data.y_raw[data.splits["train"]], axis=0)
     q_const = np.nanquantile(data.y_raw[data.splits["train"]], leaf.model.model.quantiles, axis=0).T
     out["no_skill"] = {"score": np.broadcast_to(means, (len(rows), len(means))).copy(),
                        "quantiles": np.broadcast_to(q_const, (len(rows), *q_const.shape)).copy()}
     return out
+
+
+def seed_families(names: list[str]) -> dict[str, list[str]]:
+    """Models trained with several seeds, by model: ``{'tft': ['tft_s42', 'tft_s1'], ...}`` (names ``<model>_s<seed>``;
+    a model with one seed is not a family)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        match = re.fullmatch(r"(.+)_s(-?\d+)", name)
+        if match:
+            groups.setdefault(match.group(1), []).append(name)
+    return {family: members for family, members in groups.items() if len(members) > 1}
 
 
 def evaluate(leaf: Leaf, data: WindowData, outputs: dict, joined: pd.DataFrame | None,
@@ -195,26 +223,53 @@ def evaluate(leaf: Leaf, data: WindowData, outputs: dict, joined: pd.DataFrame |
         print(f"\n{leaf.model.expert} {leaf.model.period}/{leaf.model.modality} {t.name} ({t.kind}), validation "
               f"span {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d}, {len(rows):,} rows, base rate / mean {np.mean(y):.4f}")
         print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
+        print_seed_means(frame, "ap" if t.kind == "classification" else "ic")
         compare(t, y, outputs, k, ts, leaf.model.period, args, quantiles)
         if joined is not None and t.kind == "classification" and HOURS[leaf.model.period] * t.horizon == 1:
             drivers = driver_table(y, {n: o["score"][:, k] for n, o in outputs.items() if n != "no_skill"}, joined)
             print("  planted drivers: share of the oracle's AP lift alone / without it; the oracle's and each "
                   "model's Spearman correlation with the driver's drift (all: the whole drift)")
             print(drivers.to_string(float_format=lambda v: f"{v:.3f}"))
-        seeds = [n for n in outputs if n.startswith("tft_s")]
-        if len(seeds) > 1:
-            head = "ap" if t.kind == "classification" else "ic"
-            values = frame.loc[seeds, head].astype(float)
-            print(f"  TFT over {len(seeds)} seeds: {head.upper()} mean {values.mean():.4f}, std "
-                  f"{values.std(ddof=1):.4f}, range {values.min():.4f} .. {values.max():.4f}")
+
+
+def print_seed_means(frame: pd.DataFrame, head: str) -> None:
+    """For every model trained with several seeds: the mean of each metric over its seeds, and the headline's
+    spread (a difference between two models is read against it)."""
+    families = seed_families(list(frame.index))
+    if not families:
+        return
+    means = pd.DataFrame({f"{f} (mean of {len(m)} seeds)": frame.loc[m].astype(float).mean()
+                          for f, m in families.items()}).T
+    print(means.to_string(float_format=lambda v: f"{v:.4f}"))
+    for family, members in families.items():
+        values = frame.loc[members, head].astype(float)
+        print(f"  {family} over {len(members)} seeds: {head.upper()} mean {values.mean():.4f}, std "
+              f"{values.std(ddof=1):.4f}, range {values.min():.4f} .. {values.max():.4f}")
+
+
+def seed_mean_metric(metric: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``metric`` of a model's forecasts ``[n]``, or the mean of ``metric`` over the columns (seeds) of ``[n, m]``."""
+    def fn(y: np.ndarray, s: np.ndarray) -> float:
+        return metric(y, s) if s.ndim == 1 else float(np.mean([metric(y, s[:, j]) for j in range(s.shape[1])]))
+    return fn
 
 
 def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
-    """Each model's headline minus the best baseline's, 90% paired block-bootstrap interval."""
+    """Each model's headline minus the best baseline's, 90% paired block-bootstrap interval.
+
+    A model trained with several seeds also enters as the mean of its seeds' headlines (``tft (mean of 3 seeds)``;
+    the bootstrap resamples the same blocks for every seed). The best baseline is chosen among the baselines as a
+    researcher would run them: by the mean over their seeds, or as seed ensembles (``lightgbm_mean``), never by
+    their luckiest seed.
+    """
     cls = t.kind == "classification"
-    metric = average_precision_score if cls else ic
+    metric = seed_mean_metric(average_precision_score if cls else ic)
     value = {n: o["score"][:, k] if cls else o["quantiles"][:, k, quantiles.index(0.5)] for n, o in outputs.items()}
-    baselines = [n for n in value if not n.startswith("tft") and n != "no_skill"]
+    families = seed_families(list(value))
+    members = {m for ms in families.values() for m in ms}
+    for family, ms in families.items():
+        value[f"{family} (mean of {len(ms)} seeds)"] = np.stack([value[m] for m in ms], axis=1)
+    baselines = [n for n in value if not n.startswith("tft") and n != "no_skill" and n not in members]
     if not baselines:
         return
     best = max(baselines, key=lambda n: np.nan_to_num(metric(y, value[n]), nan=-np.inf))
@@ -245,6 +300,20 @@ def _trained(config: Path, args: argparse.Namespace, table: pd.DataFrame) -> dic
     return out
 
 
+def _checkpoints(leaf: Leaf, which: str) -> dict[str, tuple[object, Leaf]]:
+    """The TFT checkpoints of ``--tft-ckpt`` by name: ``tft`` for one, ``tft_s<seed>`` (the seed each was trained
+    with) for a comma-separated list, e.g. three seeds trained earlier."""
+    items = [w.strip() for w in which.split(",") if w.strip()]
+    loaded = [load_expert(resolve_checkpoint(leaf, w)) for w in items]
+    if len(loaded) == 1:
+        return {"tft": loaded[0]}
+    names = [f"tft_s{ck_leaf.model.seed}" for _, ck_leaf in loaded]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"--tft-ckpt {which}: two checkpoints were trained with the same seed ({', '.join(names)}); "
+                         "give one checkpoint per seed")
+    return dict(zip(names, loaded, strict=True))
+
+
 def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, dict]:
     """The leaf (split dates resolved), its windows and the TFT modules by name (empty with ``--tft-ckpt none``)."""
     config = Path("configs/experts") / args.leaf / "model_config.yaml"
@@ -253,7 +322,7 @@ def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, dict]:
     if args.tft_epochs:
         loaded = _trained(config, args, table)
     elif args.tft_ckpt != "none":
-        loaded = {"tft": load_expert(resolve_checkpoint(leaf, args.tft_ckpt))}
+        loaded = _checkpoints(leaf, args.tft_ckpt)
     else:
         leaf = resolve_split(leaf, leaf_rows(leaf, table)["timestamp"])
         return leaf, build_window_data(leaf, table), {}
@@ -269,10 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--leaf", default="Alpha-Dir-TFT/1h/base", help="<Expert>/<period>/<modality>")
-    p.add_argument("--tft-ckpt", default="best", help="best | last | PATH | none")
+    p.add_argument("--tft-ckpt", default="best", help="best | last | PATH[,PATH...] (one per seed) | none")
     p.add_argument("--tft-epochs", type=int, default=0, help="train the TFT for N epochs first")
     p.add_argument("--tft-seeds", default="", help="with --tft-epochs: one TFT per seed (e.g. 42,1,2) and their mean")
     p.add_argument("--models", default="logistic,lightgbm", help=f"baselines (installed: {available_models()})")
+    p.add_argument("--baseline-seeds", default="",
+                   help="fit each baseline once per seed (e.g. 42,1,2) and compare means over seeds; default: the "
+                        "leaf's seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="leaf config override (training and baselines), e.g. features.normalize=group")
     p.add_argument("--oracle", default="data/raw/oracle.parquet")
@@ -281,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     leaf, data, tfts = load(args)
-    seed = load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set).model.seed
-    outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m], seed)
+    seeds = [int(x) for x in args.baseline_seeds.split(",") if x.strip()] if args.baseline_seeds else \
+        [load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set).model.seed]
+    outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m], seeds)
     evaluate(leaf, data, outputs, oracle_rows(leaf, data, Path(args.oracle)), args)
     print(f"\n(rows: the leaf's validation windows, {leaf.model.period} bars; TFT checkpoint: {args.tft_ckpt})")
     return 0

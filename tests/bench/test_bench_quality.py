@@ -51,3 +51,68 @@ def test_driver_table_skips_rows_without_an_oracle(bench):
     z = (joined["drift_h1_strong"] / joined["sigma_h1"]).to_numpy()
     table = bench.driver_table(y, {"m": np.nan_to_num(z)}, joined)
     assert np.isfinite(table.to_numpy(dtype=float)).all()
+
+
+def test_seed_families_groups_models_trained_with_several_seeds(bench):
+    names = ["tft_s42", "tft_s1", "tft_mean", "lightgbm_s1", "lightgbm_s2", "lightgbm_mean", "logistic", "xgb_s3",
+             "no_skill"]
+    assert bench.seed_families(names) == {"tft": ["tft_s42", "tft_s1"], "lightgbm": ["lightgbm_s1", "lightgbm_s2"]}
+
+
+def test_seed_mean_metric_averages_the_metric_over_seeds(bench):
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.5).astype(float)
+    s = rng.standard_normal((500, 3)) + y[:, None] * np.array([0.0, 0.5, 1.0])
+    fn = bench.seed_mean_metric(average_precision_score)
+    assert fn(y, s[:, 1]) == average_precision_score(y, s[:, 1])
+    assert fn(y, s) == pytest.approx(np.mean([average_precision_score(y, s[:, j]) for j in range(3)]))
+
+
+def _outputs(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Scores of one classification target: a baseline with a lucky seed and a useless one, a steady baseline, and
+    a model with two seeds."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(n)
+    y = (z + rng.standard_normal(n) > 0).astype(float)
+    scores = {"lightgbm_s1": z + 0.2 * rng.standard_normal(n), "lightgbm_s2": rng.standard_normal(n),
+              "logistic": z + 1.0 * rng.standard_normal(n), "tft_s1": z + 0.8 * rng.standard_normal(n),
+              "tft_s2": z + 0.9 * rng.standard_normal(n), "no_skill": np.full(n, 0.5)}
+    scores["lightgbm_mean"] = (scores["lightgbm_s1"] + 3.0 * scores["lightgbm_s2"]) / 2
+    return y, {name: {"score": s[:, None]} for name, s in scores.items()}
+
+
+def test_compare_picks_the_best_baseline_by_its_mean_over_seeds_not_its_luckiest_seed(bench, capsys):
+    from types import SimpleNamespace
+
+    from sklearn.metrics import average_precision_score
+
+    y, outputs = _outputs()
+    ap = {name: average_precision_score(y, o["score"][:, 0]) for name, o in outputs.items()}
+    # the premise: one seed of LightGBM beats the steady baseline, its mean over seeds does not
+    assert ap["lightgbm_s1"] > ap["logistic"] > (ap["lightgbm_s1"] + ap["lightgbm_s2"]) / 2
+    assert ap["logistic"] > ap["lightgbm_mean"]
+    ts = pd.Series(pd.date_range("2024-01-01", periods=len(y), freq="h", tz="UTC"))
+    args = SimpleNamespace(samples=50, block_bars=48, seed=0)
+    bench.compare(SimpleNamespace(kind="classification", horizon=1), y, outputs, 0, ts, "1h", args, [0.5])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all("- logistic (best baseline) AP" in line for line in lines)
+    tft = next(line for line in lines if line.strip().startswith("tft (mean of 2 seeds)"))
+    expected = (ap["tft_s1"] + ap["tft_s2"]) / 2 - ap["logistic"]
+    assert f"{expected:+.4f}" in tft
+    assert any(line.strip().startswith("lightgbm (mean of 2 seeds)") for line in lines)
+
+
+def test_tft_checkpoints_are_named_by_seed_and_a_repeated_seed_is_refused(bench, monkeypatch):
+    from types import SimpleNamespace
+
+    seeds = {"a.ckpt": 42, "b.ckpt": 1, "c.ckpt": 1}
+    monkeypatch.setattr(bench, "resolve_checkpoint", lambda leaf, which: which)
+    monkeypatch.setattr(bench, "load_expert",
+                        lambda path: (f"module {path}", SimpleNamespace(model=SimpleNamespace(seed=seeds[path]))))
+    assert list(bench._checkpoints(None, "a.ckpt")) == ["tft"]
+    loaded = bench._checkpoints(None, "a.ckpt, b.ckpt")
+    assert list(loaded) == ["tft_s42", "tft_s1"] and loaded["tft_s1"][0] == "module b.ckpt"
+    with pytest.raises(SystemExit, match="same seed"):
+        bench._checkpoints(None, "a.ckpt,b.ckpt,c.ckpt")
