@@ -53,6 +53,8 @@ from models.window_dataset import WindowData, build_window_data, leaf_rows, make
 from utils.metric_factory import brier_score, get_metric, pinball_loss
 
 HOURS = {"1h": 1, "4h": 4, "1d": 24}
+# baselines whose fit does not depend on the seed (lbfgs logistic regression, ridge): fit once under --baseline-seeds
+SEED_FREE = {"logistic"}
 # inputs that let a model see a driver: the market means of returns see the market-wide drift of the flow
 # driver (the whole market moves with it over the day), as the on-chain inputs see the flow itself
 DRIVERS = {"funding_": "funding", "oi_": "oi_momentum", "onchain_": "flow", "market_": "flow"}
@@ -171,18 +173,18 @@ def collect(leaf: Leaf, data: WindowData, tfts: dict, models: list[str],
     """Per model: scores ``[n, T]`` and quantiles ``[n, T, Q]`` on the validation rows (plus no skill); ``tfts``
     maps a name to a trained module (several seeds also give their average, ``tft_mean``); each baseline is fit
     once per seed of ``seeds`` (``lightgbm_s1`` ... and their average ``lightgbm_mean`` when there are several;
-    a single seed keeps the plain name)."""
+    a single seed, or a baseline of :data:`SEED_FREE`, keeps the plain name)."""
     rows = data.splits["val"]
     out = {name: tft_outputs(module, data) for name, module in tfts.items()}
     if len(tfts) > 1:
         out["tft_mean"] = _mean_output([out[n] for n in tfts])
     for name in models:
-        for seed in seeds:
+        own = seeds[:1] if name in SEED_FREE else seeds
+        for seed in own:
             dec = BaselineExpert(leaf, name, seed).fit(data).decode(data, rows)
-            out[name if len(seeds) == 1 else f"{name}_s{seed}"] = {"score": dec["score"],
-                                                                    "quantiles": dec["quantiles"]}
-        if len(seeds) > 1:
-            out[f"{name}_mean"] = _mean_output([out[f"{name}_s{seed}"] for seed in seeds])
+            out[name if len(own) == 1 else f"{name}_s{seed}"] = {"score": dec["score"], "quantiles": dec["quantiles"]}
+        if len(own) > 1:
+            out[f"{name}_mean"] = _mean_output([out[f"{name}_s{seed}"] for seed in own])
     means = np.nanmean(data.y_raw[data.splits["train"]], axis=0)
     q_const = np.nanquantile(data.y_raw[data.splits["train"]], leaf.model.model.quantiles, axis=0).T
     out["no_skill"] = {"score": np.broadcast_to(means, (len(rows), len(means))).copy(),

@@ -116,3 +116,33 @@ def test_tft_checkpoints_are_named_by_seed_and_a_repeated_seed_is_refused(bench,
     assert list(loaded) == ["tft_s42", "tft_s1"] and loaded["tft_s1"][0] == "module b.ckpt"
     with pytest.raises(SystemExit, match="same seed"):
         bench._checkpoints(None, "a.ckpt,b.ckpt,c.ckpt")
+
+
+def test_collect_fits_seeded_baselines_once_per_seed_and_seed_free_ones_once(bench, monkeypatch):
+    from types import SimpleNamespace
+
+    fits = []
+
+    class FakeBaseline:
+        def __init__(self, leaf, name, seed):
+            self.name, self.seed = name, seed
+
+        def fit(self, data):
+            fits.append((self.name, self.seed))
+            return self
+
+        def decode(self, data, rows):
+            return {"score": np.full((len(rows), 1), float(self.seed)),
+                    "quantiles": np.full((len(rows), 1, 3), float(self.seed))}
+
+    monkeypatch.setattr(bench, "BaselineExpert", FakeBaseline)
+    y = np.random.default_rng(0).standard_normal((40, 1))
+    data = SimpleNamespace(splits={"train": np.arange(30), "val": np.arange(30, 40)}, y_raw=y)
+    leaf = SimpleNamespace(model=SimpleNamespace(model=SimpleNamespace(quantiles=[0.1, 0.5, 0.9])))
+    out = bench.collect(leaf, data, {}, ["logistic", "lightgbm"], [42, 2])
+    assert fits == [("logistic", 42), ("lightgbm", 42), ("lightgbm", 2)]
+    assert list(out) == ["logistic", "lightgbm_s42", "lightgbm_s2", "lightgbm_mean", "no_skill"]
+    assert np.all(out["lightgbm_mean"]["score"] == 22.0) and np.all(out["lightgbm_mean"]["quantiles"] == 22.0)
+    assert np.allclose(out["no_skill"]["score"], y[:30].mean())
+    # one seed keeps the plain names of before
+    assert list(bench.collect(leaf, data, {}, ["lightgbm"], [7])) == ["lightgbm", "no_skill"]
