@@ -336,6 +336,17 @@ def load(args: argparse.Namespace) -> tuple[Leaf, WindowData, dict]:
     return ck_leaf, data, {name: m for name, (m, _) in loaded.items()}
 
 
+def seed_list(text: str) -> list[int]:
+    """``--baseline-seeds``: comma-separated distinct integers."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integer seeds, e.g. 42,1,2") from None
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct integer seeds, e.g. 42,1,2")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -344,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tft-epochs", type=int, default=0, help="train the TFT for N epochs first")
     p.add_argument("--tft-seeds", default="", help="with --tft-epochs: one TFT per seed (e.g. 42,1,2) and their mean")
     p.add_argument("--models", default="logistic,lightgbm", help=f"baselines (installed: {available_models()})")
-    p.add_argument("--baseline-seeds", default="",
+    p.add_argument("--baseline-seeds", default=None, type=seed_list,
                    help="fit each baseline once per seed (e.g. 42,1,2) and compare means over seeds; default: the "
                         "leaf's seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -355,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     leaf, data, tfts = load(args)
-    seeds = [int(x) for x in args.baseline_seeds.split(",") if x.strip()] if args.baseline_seeds else \
-        [load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml", args.set).model.seed]
+    seeds = args.baseline_seeds or [load_leaf(Path("configs/experts") / args.leaf / "model_config.yaml",
+                                              args.set).model.seed]
     outputs = collect(leaf, data, tfts, [m for m in args.models.split(",") if m], seeds)
     evaluate(leaf, data, outputs, oracle_rows(leaf, data, Path(args.oracle)), args)
     print(f"\n(rows: the leaf's validation windows, {leaf.model.period} bars; TFT checkpoint: {args.tft_ckpt})")

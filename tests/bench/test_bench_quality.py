@@ -146,3 +146,11 @@ def test_collect_fits_seeded_baselines_once_per_seed_and_seed_free_ones_once(ben
     assert np.allclose(out["no_skill"]["score"], y[:30].mean())
     # one seed keeps the plain names of before
     assert list(bench.collect(leaf, data, {}, ["lightgbm"], [7])) == ["lightgbm", "no_skill"]
+
+
+@pytest.mark.parametrize("text", ["42,x", "1,1", ","])
+def test_baseline_seeds_must_be_distinct_integers(bench, capsys, text):
+    with pytest.raises(SystemExit):
+        bench.main(["--baseline-seeds", text])
+    assert "--baseline-seeds" in capsys.readouterr().err
+    assert bench.seed_list(" 42, 1,2") == [42, 1, 2]
