@@ -133,9 +133,9 @@ class PairScreen:
         if len(rows) < len(X):
             logger.info("interaction screen on %d of %d training rows (max_rows)", len(rows), len(X))
         X, Y, ts = np.asarray(X[rows], dtype=np.float64), Y[rows], np.asarray(timestamps)[rows]
-        t = np.zeros((Y.shape[1], n_pairs))
+        t, finite = np.zeros((Y.shape[1], n_pairs)), np.isfinite(X).all(axis=1)
         for k in range(Y.shape[1]):
-            ok = np.isfinite(Y[:, k]) & np.isfinite(X).all(axis=1)
+            ok = np.isfinite(Y[:, k]) & finite
             if ok.sum() > X.shape[1] + 10 and np.unique(Y[ok, k]).size > 1:
                 t[k] = self._tstats(X[ok], Y[ok, k], ts[ok], kinds[k], horizons[k])
         best_target = np.abs(t).argmax(axis=0)

@@ -148,9 +148,11 @@ def test_collect_fits_seeded_baselines_once_per_seed_and_seed_free_ones_once(ben
     assert list(bench.collect(leaf, data, {}, ["lightgbm"], [7])) == ["lightgbm", "no_skill"]
 
 
-@pytest.mark.parametrize("text", ["42,x", "1,1", ","])
-def test_baseline_seeds_must_be_distinct_integers(bench, capsys, text):
+@pytest.mark.parametrize(("text", "message"), [("42,x", "comma-separated integer seeds"), ("1,1", "distinct"),
+                                               (",", "distinct")])
+def test_baseline_seeds_must_be_distinct_integers(bench, capsys, text, message):
     with pytest.raises(SystemExit):
         bench.main(["--baseline-seeds", text])
-    assert "--baseline-seeds" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--baseline-seeds" in err and message in err
     assert bench.seed_list(" 42, 1,2") == [42, 1, 2]
