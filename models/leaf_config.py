@@ -115,10 +115,6 @@ class ArchSection:
     # K independently initialised networks trained side by side on the same batches, their outputs averaged (a deep
     # ensemble: the spread between seeds is as large as most levers, bench/RESULTS.md). K times the training cost
     ensemble_size: int = bounded(1, ge=1, le=32)
-    # each regression head's quantiles shifted by a learned multiple of the (detached) logit of the classification
-    # head of the same horizon: the median shares the direction that the denser classification loss learns, and the
-    # quantile loss only fits its scale and what is left (TFTNet; bench/RESULTS.md). Zero at start: the plain heads
-    direction_link: bool = False
 
     def check(self) -> None:
         """Heads must divide the hidden size; quantiles sorted and containing the median."""
@@ -381,30 +377,11 @@ def load_leaf(model_config: str | Path, overrides: list[str] | None = None) -> L
                                       f"it would train into another leaf's checkpoints and logs")
     targets = load_config(path.parent / "targets.yaml", TargetsConfig, ov["targets"])
     weights = load_config(path.parent / "weights_config.yaml", WeightsConfig, ov["weights"])
-    _check_cross_file(path, model, targets, weights)
-    return Leaf(model, targets, weights, path)
-
-
-def direction_sources(targets: list[TargetSpec]) -> list[int]:
-    """For each regression target, the position of the first classification target of the same horizon (-1: none,
-    and -1 for every classification target): the links of ``model.direction_link``."""
-    first: dict[int, int] = {}
-    for k, t in enumerate(targets):
-        if t.kind == "classification":
-            first.setdefault(t.horizon, k)
-    return [first.get(t.horizon, -1) if t.kind == "regression" else -1 for t in targets]
-
-
-def _check_cross_file(path: Path, model: ModelConfig, targets: TargetsConfig, weights: WeightsConfig) -> None:
-    """Keys of one file that must agree with another: loss weights name targets; a direction link has a pair."""
     unknown = [k for k in weights.loss_weights if k not in {t.name for t in targets.targets}]
     if unknown:
         raise ConfigError(f"{path.parent / 'weights_config.yaml'}: key 'loss_weights.{unknown[0]}' names no target "
                           f"of targets.yaml")
-    if model.model.direction_link and max(direction_sources(targets.targets)) < 0:
-        raise ConfigError(f"{path}: key 'model.direction_link' = True but no regression target in "
-                          f"{path.parent / 'targets.yaml'} has a classification target of the same horizon; add one "
-                          "or set model.direction_link=false")
+    return Leaf(model, targets, weights, path)
 
 
 def data_root_override(model_config: str | Path, data_root: str | None) -> list[str]:

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from metrics.calibration import make_calibrator, sigma_from_quantiles
-from models.leaf_config import Leaf, direction_sources
+from models.leaf_config import Leaf
 from models.outputs import long_frame
 from models.scalers import scaler_from_state
 from models.tft_network import HybridMultiLoss, TFTEnsemble, TFTNet
@@ -86,7 +86,6 @@ class MyTFTModule(L.LightningModule):
             # the pairs screened on the training span (models.training.make_spec), by name; none in older checkpoints
             pairs=[(spec["features"].index(p["left"]), spec["features"].index(p["right"]))
                    for p in spec.get("interaction_pairs", [])],
-            direction_src=direction_sources(targets) if arch.direction_link else None,
         )
         # members are built one after the other from the seeded generator: different, reproducible initialisations;
         # one member is the plain network (state-dict names as before ensembles existed)

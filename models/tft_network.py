@@ -21,9 +21,6 @@ net learns products of weak inputs slowly on noisy returns, and all products und
 noise; under a strong separate ridge they add small, diffuse corrections (``bench/bench_interactions.py``).
 With ``pairs`` the skip carries only those products (no extra penalty): the few that a score test on the training
 span singles out (:class:`features.interactions.PairScreen`, ``model.interaction_pairs``).
-With ``direction_src`` (``model.direction_link``) a regression head's quantiles also move by a learned multiple of
-the classification logit of the same horizon (detached, zero at start): the dense classification loss learns the
-direction of a noisy return faster than a median's pinball loss, whose gradient is only a sign.
 Quantiles are ordered by construction: the head outputs the median and non-negative (softplus) increments
 outwards from it, so P10 <= P50 <= P90 for every input. :class:`HybridMultiLoss` weights BCE (or focal) and
 pinball losses per target.
@@ -135,7 +132,7 @@ class TFTNet(nn.Module):
                  hidden: int, heads: int, lstm_layers: int, dropout: float, d_embed: int, n_quantiles: int,
                  median_idx: int | None = None, regression: list[bool] | None = None,
                  linear_skip: bool = False, interaction_l2: float = 0.0,
-                 pairs: list[tuple[int, int]] | None = None, direction_src: list[int] | None = None) -> None:
+                 pairs: list[tuple[int, int]] | None = None) -> None:
         super().__init__()
         self.head_steps = head_steps
         # regression heads: raw[median] is P50, the other raw outputs are softplus increments outwards from it
@@ -172,13 +169,6 @@ class TFTNet(nn.Module):
             self.register_buffer("pair_left", left, persistent=False)
             self.register_buffer("pair_right", right, persistent=False)
             self.pair_w = nn.Parameter(torch.zeros(left.numel(), n_targets, n_quantiles))
-        self.dir_w = None
-        if direction_src is not None and max(direction_src, default=-1) >= 0 and median_idx is not None:
-            # target k's quantiles move by dir_w[k] times the logit of target direction_src[k] (-1: no link)
-            src = torch.tensor(direction_src, dtype=torch.long)
-            self.register_buffer("dir_src", src.clamp_min(0), persistent=False)
-            self.register_buffer("dir_on", src >= 0, persistent=False)
-            self.dir_w = nn.Parameter(torch.zeros(n_targets))
 
     def _static(self, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = torch.stack([self.sym_emb(cat[:, 0]), self.per_emb(cat[:, 1])], dim=1)  # [B, 2, H]
@@ -205,18 +195,6 @@ class TFTNet(nn.Module):
             out = out + torch.einsum("bp,ptq->btq", torch.tanh(x[:, self.pair_left] * x[:, self.pair_right]),
                                      self.pair_w)
         return out
-
-    def _direction(self, pred: torch.Tensor) -> torch.Tensor:
-        """Raw outputs with each linked regression median moved by ``dir_w`` times its classification logit.
-
-        On the raw median, so that every ordered quantile moves with it (a location shift). The logit is detached: the
-        quantile loss fits the link's scale but does not train the classification head through it.
-        """
-        logit = pred[:, self.dir_src, 0].detach()  # [B, T]: each target's source logit
-        shift = torch.where(self.dir_on, self.dir_w * logit, torch.zeros_like(logit))
-        at_median = torch.zeros(pred.shape[-1], dtype=pred.dtype, device=pred.device)
-        at_median[self.median_idx] = 1.0
-        return pred + shift.to(pred.dtype)[..., None] * at_median
 
     def penalty(self, target_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Ridge penalty of the interaction weights (0 without them), added to the training loss.
@@ -255,8 +233,6 @@ class TFTNet(nn.Module):
         pred = torch.einsum("bth,thq->btq", picked, self.head_w) + self.head_b
         if self.skip_w is not None:
             pred = pred + self._skip(batch["encoder_cont"][:, -1])
-        if self.dir_w is not None:
-            pred = self._direction(pred)
         if self.median_idx is not None and pred.shape[-1] > 1:
             pred = torch.where(self.is_reg[None, :, None], ordered_quantiles(pred, self.median_idx), pred)
         return {"pred": pred, "encoder_weights": enc_w, "decoder_weights": dec_w, "static_weights": static_w,
@@ -285,18 +261,6 @@ class TFTEnsemble(nn.Module):
     def pair_w(self) -> nn.Parameter | None:
         """The first member's interaction weights (all members are built alike): ``None`` without them."""
         return self.members[0].pair_w
-
-    def _direction(self, pred: torch.Tensor) -> torch.Tensor:
-        """Raw outputs with each linked regression median moved by ``dir_w`` times its classification logit.
-
-        On the raw median, so that every ordered quantile moves with it (a location shift). The logit is detached: the
-        quantile loss fits the link's scale but does not train the classification head through it.
-        """
-        logit = pred[:, self.dir_src, 0].detach()  # [B, T]: each target's source logit
-        shift = torch.where(self.dir_on, self.dir_w * logit, torch.zeros_like(logit))
-        at_median = torch.zeros(pred.shape[-1], dtype=pred.dtype, device=pred.device)
-        at_median[self.median_idx] = 1.0
-        return pred + shift.to(pred.dtype)[..., None] * at_median
 
     def penalty(self, target_weights: torch.Tensor | None = None) -> torch.Tensor:
         """The members' mean penalty (each member's penalty in units of its own loss, as the loss is their mean)."""

@@ -90,9 +90,6 @@ def test_unknown_feature(leaf_path):
      r"key 'model\.interaction_pairs' = 4: the screened pairs are part of the linear skip .*linear_skip=true"),
     (["model.interaction_l2=1.0", "model.interaction_pairs=4"],
      r"key 'model\.interaction_pairs' = 4: .*replace the penalized all-pairs map; .*model\.interaction_l2=0"),
-    ("model.direction_link=true",  # the leaf's regression target (h4) has no classification target of its horizon
-     r"key 'model\.direction_link' = True but no regression target in .*targets\.yaml has a classification target of "
-     r"the same horizon; add one or set model\.direction_link=false"),
     (["model.linear_skip=false", "model.interaction_l2=1.0"],
      r"key 'model\.interaction_l2' = 1\.0: the interactions are part of the linear skip; set model\.linear_skip=true"),
 ])
@@ -140,13 +137,3 @@ def test_loss_and_monitor_names_come_from_the_registries(leaf_path):
         monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_binarytrend_ece@1h"]))
     with pytest.raises(ConfigError, match=r"'ap' is not a regression metric; use one of \['rmse', 'mae', 'ic', "):
         monitor_for(load_leaf(leaf_path, ["training.monitor=val_target_logreturn_h4_ap@1h"]))
-
-
-def test_direction_sources_link_each_regression_target_to_the_first_classification_target_of_its_horizon(leaf_path):
-    from models.leaf_config import direction_sources
-
-    over = ["targets.targets=[{name: a, kind: regression, horizon: 1}, {name: b, kind: classification, horizon: 4}, "
-            "{name: c, kind: classification, horizon: 1}, {name: d, kind: classification, horizon: 1}, "
-            "{name: e, kind: regression, horizon: 4}, {name: f, kind: regression, horizon: 24}]",
-            "weights.loss_weights={}"]
-    assert direction_sources(load_leaf(leaf_path, over).targets.targets) == [2, -1, -1, -1, 1, -1]

@@ -184,31 +184,3 @@ def test_ensemble_outputs_are_the_members_mean_and_its_members_start_apart():
     assert ens.pair_w is members[0].pair_w
     with pytest.raises(ValueError, match="at least 2 members"):
         TFTEnsemble(members[:1])
-
-
-def _linked(direction_src):
-    """Targets: classification h1, regression h1, regression h2."""
-    return TFTNet(n_enc=5, n_dec=2, n_symbols=3, n_periods=1, n_targets=3, head_steps=[0, 0, 1], hidden=8, heads=2,
-                  lstm_layers=1, dropout=0.0, d_embed=4, n_quantiles=3, median_idx=1,
-                  regression=[False, True, True], linear_skip=True, direction_src=direction_src)
-
-
-def test_direction_link_starts_as_the_plain_heads_and_moves_the_linked_quantiles_by_the_detached_logit():
-    torch.manual_seed(0)
-    plain, linked = _linked(None), _linked([-1, 0, -1])
-    assert linked.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["dir_w"]
-    batch = _batch()
-    with torch.no_grad():
-        assert torch.equal(plain(batch)["pred"], linked(batch)["pred"])  # zero at initialization
-        linked.dir_w[1] = 0.7
-        linked.dir_w[2] = 5.0  # target 2 has no link: its weight is never read
-        base, moved = plain(batch)["pred"], linked(batch)["pred"]
-    torch.testing.assert_close(moved[:, 1] - base[:, 1], 0.7 * base[:, 0, :1].expand(-1, 3))  # a location shift
-    assert torch.equal(moved[:, 0], base[:, 0]) and torch.equal(moved[:, 2], base[:, 2])
-    moved = linked(batch)["pred"]
-    moved[:, 1].sum().backward()
-    assert linked.dir_w.grad[1] != 0 and linked.dir_w.grad[[0, 2]].eq(0).all()
-    # the regression loss does not train the classification head through the link (only its own head's weights)
-    assert linked.head_w.grad[0].eq(0).all() and linked.head_w.grad[1].ne(0).any()
-    assert linked.skip_w.grad[:, 0].eq(0).all()
-    assert not hasattr(_linked([-1, -1, -1]), "dir_src") and _linked([-1, -1, -1]).dir_w is None

@@ -495,21 +495,6 @@ def test_an_ensemble_trains_each_member_on_its_own_loss_and_its_checkpoint_predi
             torch.testing.assert_close(g, h / 2)
 
 
-def test_a_direction_link_trains_its_weight_and_its_checkpoint_predicts(leaf_path):
-    """``model.direction_link``: the h1 regression head reads the h1 classification logit; the link's weight is
-    trained (from zero), saved, and the checkpoint predicts every target."""
-    from models.prediction import load_expert
-
-    over = ["model.direction_link=true", "targets.targets=[{name: target_binarytrend, kind: classification, "
-            "horizon: 1}, {name: target_logreturn, kind: regression, horizon: 1}]"]
-    result = run(load_leaf(leaf_path, over))
-    module, _ = load_expert(result.best_model_path)
-    w = module.state_dict()["net.dir_w"]
-    assert w[0] == 0 and w[1] != 0
-    pred = pd.read_parquet(result.prediction.predictions)
-    assert set(pred["target"]) == {"target_binarytrend", "target_logreturn"} and pred["score"].notna().all()
-
-
 def test_ensemble_size_must_match_to_resume_or_warm_start(leaf_path):
     run(load_leaf(leaf_path, ["model.ensemble_size=2"]))
     with pytest.raises(ConfigError, match=r"cannot resume .*'model' changed \{'ensemble_size': \(2, 1\)\}; .*resume "
