@@ -283,6 +283,28 @@ def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
         verdict = "above" if lo > 0 else "below" if hi < 0 else "includes 0"
         print(f"  {name} - {best} (best baseline) {headline}: {diff:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}] "
               f"({verdict})")
+    for name, other in like_with_like(list(value), families):
+        diff, lo, hi = paired_block_bootstrap(metric, y, value[name], value[other], ts, period, args.samples,
+                                              args.block_bars, args.seed, min_block_bars=2 * t.horizon)
+        verdict = "above" if lo > 0 else "below" if hi < 0 else "includes 0"
+        print(f"  {name} - {other} (like with like) {headline}: {diff:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}] "
+              f"({verdict})")
+
+
+def like_with_like(names: list[str], families: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Each TFT family against each baseline family, like with like: the mean over seeds against the mean over
+    seeds, the seed ensemble against the seed ensemble (``tft_mean`` - ``lightgbm_mean``). The best baseline above
+    may be a seed ensemble, which a mean over single models is not: these pairs say which model is better, that
+    one says whether the TFT is at least as good as the strongest baseline there is."""
+    out = []
+    for f, fs in families.items():
+        for g, gs in families.items():
+            if not f.startswith("tft") or g.startswith("tft"):
+                continue
+            out.append((f"{f} (mean of {len(fs)} seeds)", f"{g} (mean of {len(gs)} seeds)"))
+            if f"{f}_mean" in names and f"{g}_mean" in names:
+                out.append((f"{f}_mean", f"{g}_mean"))
+    return out
 
 
 def _trained(config: Path, args: argparse.Namespace, table: pd.DataFrame) -> dict[str, tuple[object, Leaf]]:

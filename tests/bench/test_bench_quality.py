@@ -80,6 +80,7 @@ def _outputs(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, dict]:
               "logistic": z + 1.0 * rng.standard_normal(n), "tft_s1": z + 0.8 * rng.standard_normal(n),
               "tft_s2": z + 0.9 * rng.standard_normal(n), "no_skill": np.full(n, 0.5)}
     scores["lightgbm_mean"] = (scores["lightgbm_s1"] + 3.0 * scores["lightgbm_s2"]) / 2
+    scores["tft_mean"] = (scores["tft_s1"] + scores["tft_s2"]) / 2
     return y, {name: {"score": s[:, None]} for name, s in scores.items()}
 
 
@@ -96,8 +97,16 @@ def test_compare_picks_the_best_baseline_by_its_mean_over_seeds_not_its_luckiest
     ts = pd.Series(pd.date_range("2024-01-01", periods=len(y), freq="h", tz="UTC"))
     args = SimpleNamespace(samples=50, block_bars=48, seed=0)
     bench.compare(SimpleNamespace(kind="classification", horizon=1), y, outputs, 0, ts, "1h", args, [0.5])
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if "(like with like)" not in line]
     assert lines and all("- logistic (best baseline) AP" in line for line in lines)
+    # like with like: the TFT's mean over seeds against LightGBM's, its seed ensemble against LightGBM's
+    like = [line.strip() for line in out if "(like with like)" in line]
+    assert [line.split(" (like with like)")[0] for line in like] == [
+        "tft (mean of 2 seeds) - lightgbm (mean of 2 seeds)", "tft_mean - lightgbm_mean"]
+    lgbm = (ap["lightgbm_s1"] + ap["lightgbm_s2"]) / 2
+    assert f"{(ap['tft_s1'] + ap['tft_s2']) / 2 - lgbm:+.4f}" in like[0]
+    assert f"{ap['tft_mean'] - ap['lightgbm_mean']:+.4f}" in like[1]
     tft = next(line for line in lines if line.strip().startswith("tft (mean of 2 seeds)"))
     expected = (ap["tft_s1"] + ap["tft_s2"]) / 2 - ap["logistic"]
     assert f"{expected:+.4f}" in tft
