@@ -277,17 +277,13 @@ def compare(t, y, outputs, k, ts, period, args, quantiles) -> None:
     best = max(baselines, key=lambda n: np.nan_to_num(metric(y, value[n]), nan=-np.inf))
     headline = "AP" if cls else "IC"
     # a constant has no IC: no skill is compared on AP only
-    for name in [n for n in value if n != best and (cls or n != "no_skill")]:
-        diff, lo, hi = paired_block_bootstrap(metric, y, value[name], value[best], ts, period, args.samples,
-                                              args.block_bars, args.seed, min_block_bars=2 * t.horizon)
-        verdict = "above" if lo > 0 else "below" if hi < 0 else "includes 0"
-        print(f"  {name} - {best} (best baseline) {headline}: {diff:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}] "
-              f"({verdict})")
-    for name, other in like_with_like(list(value), families):
+    pairs = [(n, best, "best baseline") for n in value if n != best and (cls or n != "no_skill")]
+    pairs += [(n, other, "like with like") for n, other in like_with_like(list(value), families)]
+    for name, other, label in pairs:
         diff, lo, hi = paired_block_bootstrap(metric, y, value[name], value[other], ts, period, args.samples,
                                               args.block_bars, args.seed, min_block_bars=2 * t.horizon)
         verdict = "above" if lo > 0 else "below" if hi < 0 else "includes 0"
-        print(f"  {name} - {other} (like with like) {headline}: {diff:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}] "
+        print(f"  {name} - {other} ({label}) {headline}: {diff:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}] "
               f"({verdict})")
 
 
